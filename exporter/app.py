@@ -1,0 +1,114 @@
+"""Wiring: builds the client, authentication, poller and registry from one ``Settings`` object.
+
+``serve`` and ``once`` share this, so the one-shot output is exactly what a scrape would show.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.process_collector import ProcessCollector
+
+from exporter import __version__
+from exporter.auth import AuthState, PasswordLogin, PastedHeaders, SessionFile
+from exporter.client import CloudClient, RequestBudget, RequestMetrics, Transport
+from exporter.config import Secret, Settings
+from exporter.poller import Poller, Telemetry
+from exporter.render_prometheus import Intervals, SnapshotCollector
+from exporter.snapshot import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Exporter:
+    settings: Settings
+    registry: CollectorRegistry
+    store: SnapshotStore
+    client: CloudClient
+    poller: Poller
+    auth_state: AuthState
+
+
+def build(
+    settings: Settings, *, process_metrics: bool = False, clock: Callable[[], float] = time.time
+) -> Exporter:
+    """Everything but the scheduler and the HTTP server. Raises ``SessionFileError`` for an unsafe file."""
+    registry = CollectorRegistry()
+    transport = Transport(
+        settings.base_url,
+        RequestMetrics(registry),
+        budget=RequestBudget(settings.request_budget),
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        retries=settings.retries,
+    )
+    auth: PastedHeaders | PasswordLogin
+    if settings.e_auth_token is not None and settings.cookie is not None:
+        auth = PastedHeaders(
+            settings.e_auth_token.reveal(), settings.cookie.reveal(), settings.base_url + "/"
+        )
+    else:
+        assert settings.email is not None, "config validation guarantees credentials"
+        session_file = SessionFile(settings.session_file, settings.email)
+        saved = session_file.load()
+        if saved is not None:
+            log.info("Reusing the saved Enlighten session from %s", settings.session_file)
+        password = settings.password.reveal() if settings.password else None
+        auth = PasswordLogin(
+            transport,
+            settings.email,
+            password,
+            session_file,
+            saved=saved,
+            login_pause=settings.login_backoff,
+            clock=clock,
+        )
+    client = CloudClient(transport, auth)
+    store = SnapshotStore()
+    poller = Poller(client, store, Telemetry(registry), history_start=settings.history_start, clock=clock)
+    intervals = Intervals(
+        settings.ev_status_interval,
+        settings.ev_status_charging_interval,
+        settings.ev_summary_interval,
+        settings.today_interval,
+        settings.daily_energy_interval,
+    )
+    registry.register(SnapshotCollector(store, auth.state, intervals, clock))
+    Gauge(
+        "enphase_exporter_build_info",
+        "Build data of the exporter (always 1).",
+        ["version"],
+        registry=registry,
+    ).labels(__version__).set(1)
+    if process_metrics:
+        ProcessCollector(registry=registry)
+    return Exporter(settings, registry, store, client, poller, auth.state)
+
+
+@contextmanager
+def demo_cloud_if_asked(settings: Settings) -> Iterator[Settings]:
+    """With ``--demo``: start the simulated cloud and point the settings at it, with its own credentials."""
+    if not settings.demo:
+        yield settings
+        return
+    from exporter.demo import DEMO_EMAIL, DEMO_PASSWORD, DemoCloud
+
+    with DemoCloud() as cloud, tempfile.TemporaryDirectory(prefix="enphase-demo-") as state:
+        log.info("Demo mode: a simulated Enlighten cloud runs at %s; no real account is used", cloud.base_url)
+        yield replace(
+            settings,
+            base_url=cloud.base_url,
+            email=DEMO_EMAIL,
+            password=Secret(DEMO_PASSWORD),
+            e_auth_token=None,
+            cookie=None,
+            session_file=Path(state) / "session.json",
+        )

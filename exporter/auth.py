@@ -1,0 +1,412 @@
+"""Sessions with the Enlighten cloud: pasted browser headers, or email and password (with MFA once).
+
+The rule that matters most: **never log in on every poll.** Enlighten answers repeated logins with "Too many
+active sessions" and can block the account for hours. So a session is reused across polls and across
+restarts (a 0600 session file), its token is refreshed before ``exp``, a new login happens only when the
+service says the session expired — at most once per expired session — and every failed login pauses further
+logins (one hour by default after "Too many active sessions", bad credentials or an MFA prompt).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from exporter.client import (
+    AuthError,
+    CloudError,
+    Credentials,
+    Reply,
+    Transport,
+    UpstreamUnavailable,
+    session_expired,
+)
+from exporter.logs import register_secret
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "_enlighten_4_session"
+TOKEN_COOKIE = "enlighten_manager_token_production"
+OTP_NONCE_COOKIE = "login_otp_nonce"
+TOKEN_REFRESH_MARGIN = 600.0  # refresh this long before the token's exp
+TRANSIENT_LOGIN_PAUSE = 60.0  # after a login that failed for network reasons
+
+
+class SessionFileError(AuthError):
+    """The session file cannot be used safely (readable by others, or unreadable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloudSession:
+    cookies: Mapping[str, str] = field(repr=False)
+    token: str | None = field(repr=False)
+    token_expires_at: float | None = None
+    user_id: str | None = field(default=None, repr=False)
+
+    def headers(self, referer: str) -> dict[str, str]:
+        headers = {"X-Requested-With": "XMLHttpRequest", "Referer": referer}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+        if self.token:
+            headers["e-auth-token"] = self.token
+        return headers
+
+
+@dataclass(slots=True)
+class AuthState:
+    """What the exporter says about authentication in its own metrics."""
+
+    ok: bool = False
+    session_expires_at: float | None = None
+    login_paused_until: float | None = None
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified: we only need ``exp`` and the user id, never to trust it."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def session_from_login(reply: Reply, body: Any) -> CloudSession | None:
+    """A session from a login answer (JSON body with tokens, or only cookies), or None if there is none."""
+    body = body if isinstance(body, Mapping) else {}
+    cookies = dict(reply.cookies)
+    session_id = body.get("session_id") or cookies.get(SESSION_COOKIE)
+    if not session_id:
+        return None
+    cookies.setdefault(SESSION_COOKIE, str(session_id))
+    cookies.pop(OTP_NONCE_COOKIE, None)
+    token = body.get("manager_token") or cookies.get(TOKEN_COOKIE)
+    return make_session(cookies, token if isinstance(token, str) else None)
+
+
+def make_session(cookies: Mapping[str, str], token: str | None) -> CloudSession:
+    claims = jwt_claims(token) if token else {}
+    exp = claims.get("exp")
+    data = claims.get("data") if isinstance(claims.get("data"), dict) else {}
+    user_id = data.get("user_id") if data else None
+    for secret in (token, *cookies.values()):
+        register_secret(secret)
+    return CloudSession(
+        cookies=dict(cookies),
+        token=token,
+        token_expires_at=float(exp) if isinstance(exp, int | float) else None,
+        user_id=str(user_id) if user_id is not None else None,
+    )
+
+
+class SessionFile:
+    """The saved session, mode 0600, so restarts do not log in again."""
+
+    def __init__(self, path: Path, email: str) -> None:
+        self.path = path
+        # The file names its account by a hash: a file left from another account is never reused.
+        self._account = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+    def load(self) -> CloudSession | None:
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            return None
+        if mode & 0o077:
+            raise SessionFileError(
+                f"session file {self.path} is readable by other users (mode {mode & 0o777:o}); "
+                f"run: chmod 600 {self.path}"
+            )
+        try:
+            saved = json.loads(self.path.read_text())
+        except (OSError, ValueError) as error:
+            log.warning("Ignoring unreadable session file %s (%s)", self.path, type(error).__name__)
+            return None
+        if not isinstance(saved, dict) or saved.get("account") != self._account:
+            return None
+        cookies = saved.get("cookies")
+        if not isinstance(cookies, dict):
+            return None
+        return make_session({str(k): str(v) for k, v in cookies.items()}, saved.get("token"))
+
+    def save(self, session: CloudSession) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        content = json.dumps(
+            {"account": self._account, "cookies": dict(session.cookies), "token": session.token}
+        )
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(content)
+        os.replace(temporary, self.path)  # atomic: a crash never leaves half a session
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+class PastedHeaders:
+    """``e-auth-token`` and ``Cookie`` copied from a logged-in browser. No login is ever attempted."""
+
+    def __init__(self, token: str, cookie: str, referer: str) -> None:
+        register_secret(token)
+        register_secret(cookie)
+        for part in cookie.split(";"):
+            register_secret(part.partition("=")[2].strip())
+        self._headers = {
+            "e-auth-token": token,
+            "Cookie": cookie,
+            "X-Requested-With": "XMLHttpRequest",
+            "Referer": referer,
+        }
+        exp = jwt_claims(token).get("exp")
+        self.state = AuthState(
+            ok=True, session_expires_at=float(exp) if isinstance(exp, int | float) else None
+        )
+        self._rejected = False
+
+    def credentials(self) -> Credentials:
+        if self._rejected:
+            raise AuthError("the pasted e-auth-token and Cookie were rejected: paste fresh ones and restart")
+        return Credentials(self._headers, 0)
+
+    def expired(self, generation: int) -> None:
+        if not self._rejected:
+            log.error(
+                "Enlighten rejected the pasted e-auth-token/Cookie headers: they have expired. "
+                "Copy fresh ones from a logged-in browser session and restart the exporter."
+            )
+        self._rejected = True
+        self.state.ok = False
+
+
+class PasswordLogin:
+    """Email and password, a saved session reused until the service says it expired."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        email: str,
+        password: str | None,
+        session_file: SessionFile | None,
+        *,
+        saved: CloudSession | None = None,
+        login_pause: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        register_secret(password)
+        self._transport = transport
+        self._email = email
+        self._password = password
+        self._file = session_file
+        self._login_pause = login_pause
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._session = saved  # read (and its file mode checked) at start-up, by the caller
+        self._generation = 0
+        self.state = AuthState(
+            ok=saved is not None, session_expires_at=saved.token_expires_at if saved else None
+        )
+
+    def credentials(self) -> Credentials:
+        with self._lock:  # one thread logs in; the others wait for its session instead of logging in too
+            if self._session is not None and self._token_due():
+                self._refresh_token()
+            if self._session is None:
+                self._adopt(self._login())
+            assert self._session is not None
+            self.state.ok = True
+            return Credentials(self._session.headers(self._transport.base_url + "/"), self._generation)
+
+    def expired(self, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation or self._session is None:
+                return  # another request already found out, and renewed or dropped this session
+            log.info("The Enlighten session expired; logging in again")
+            self._session = None
+            self._generation += 1
+            self.state.ok = False
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _adopt(self, session: CloudSession) -> None:
+        self._session = session
+        self._generation += 1
+        self.state.session_expires_at = session.token_expires_at
+        self.state.login_paused_until = None
+        if self._file:
+            self._file.save(session)
+
+    def _token_due(self) -> bool:
+        expires = self._session.token_expires_at if self._session else None
+        return expires is not None and self._clock() >= expires - TOKEN_REFRESH_MARGIN
+
+    def _refresh_token(self) -> None:
+        """A fresh JWT for the same session; if the session itself has expired, drop it (a login follows)."""
+        assert self._session is not None
+        headers = self._session.headers(self._transport.base_url + "/")
+        for endpoint, path in (
+            ("jwt_token", "/app-api/jwt_token.json"),
+            ("session_token", "/service/auth_ms_enho/api/v1/session/token"),
+        ):
+            try:
+                reply = self._transport.request(endpoint, "GET", path, headers=headers)
+            except CloudError as error:
+                log.warning("Token refresh failed (%s); keeping the current token", error)
+                return
+            if session_expired(reply):
+                self._session = None
+                self._generation += 1
+                return
+            token = _token_from_reply(reply)
+            if reply.status == 200 and token:
+                self._adopt(make_session(self._session.cookies, token))
+                log.info("Refreshed the Enlighten token")
+                return
+        log.warning("Token refresh gave no token; keeping the current one until the service rejects it")
+
+    def _login(self) -> CloudSession:
+        now = self._clock()
+        paused = self.state.login_paused_until
+        if paused is not None and now < paused:
+            raise AuthError(f"login paused until {_iso(paused)}")
+        if not self._password:
+            self._pause(self._login_pause)
+            raise AuthError("the saved session expired and no password is set: run `enphase-exporter login`")
+        form = {"user[email]": self._email, "user[password]": self._password}
+        try:
+            reply = self._transport.request("login", "POST", "/login/login.json", data=form)
+            if reply.status == 406:  # a User-Agent the JSON endpoint dislikes; the HTML form still works
+                reply = self._transport.request("login", "POST", "/login/login", data=form)
+        except UpstreamUnavailable:
+            self._pause(TRANSIENT_LOGIN_PAUSE)
+            raise
+        body = _json_or_none(reply)
+        message = str(body.get("message", "")) if isinstance(body, Mapping) else ""
+        if "too many active sessions" in message.lower():
+            self._pause(self._login_pause)
+            log.error(
+                "Enlighten answered 'Too many active sessions'. No login will be attempted until %s; "
+                "meanwhile make sure no other program logs in to this account repeatedly.",
+                _iso(self.state.login_paused_until or now),
+            )
+            raise AuthError("too many active sessions; login paused")
+        if reply.status == 401:
+            self._pause(self._login_pause)
+            log.error(
+                "Enlighten rejected the email or password; fix ENPHASE_EMAIL/ENPHASE_PASSWORD. "
+                "No login will be attempted until %s.",
+                _iso(self.state.login_paused_until or now),
+            )
+            raise AuthError("email or password rejected")
+        if reply.status < 400:
+            session = session_from_login(reply, body)
+            if session is not None:
+                log.info("Logged in to Enlighten")
+                return session
+            if _asks_for_mfa(reply, body):
+                self._pause(self._login_pause)
+                log.error(
+                    "This Enlighten account uses multi-factor authentication: run "
+                    "`enphase-exporter login` once on a terminal to create the session."
+                )
+                raise AuthError("MFA required: run `enphase-exporter login`")
+        self._pause(TRANSIENT_LOGIN_PAUSE)
+        raise AuthError(f"login failed: HTTP {reply.status}")
+
+    def _pause(self, seconds: float) -> None:
+        self.state.login_paused_until = self._clock() + seconds
+        self.state.ok = False
+
+
+def interactive_login(
+    transport: Transport,
+    email: str,
+    password: str,
+    ask_code: Callable[[], str],
+    session_file: SessionFile,
+    attempts: int = 3,
+) -> CloudSession:
+    """Log in once on a terminal, answering an MFA prompt, and save the session for ``serve``."""
+    register_secret(password)
+    form = {"user[email]": email, "user[password]": password}
+    reply = transport.request("login", "POST", "/login/login.json", data=form)
+    body = _json_or_none(reply)
+    if reply.status == 401:
+        raise AuthError("email or password rejected")
+    message = str(body.get("message", "")) if isinstance(body, Mapping) else ""
+    if "too many active sessions" in message.lower():
+        raise AuthError("Enlighten answered 'Too many active sessions': wait an hour or more, then try again")
+    session = session_from_login(reply, body)
+    if session is None and _asks_for_mfa(reply, body):
+        session = _answer_mfa(transport, email, reply.cookies, ask_code, attempts)
+    if session is None:
+        raise AuthError(f"login failed: HTTP {reply.status}")
+    session_file.save(session)
+    return session
+
+
+def _answer_mfa(
+    transport: Transport, email: str, cookies: Mapping[str, str], ask_code: Callable[[], str], attempts: int
+) -> CloudSession:
+    for secret in cookies.values():
+        register_secret(secret)
+    cookie_header = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    for _ in range(attempts):
+        code = ask_code().strip()
+        register_secret(code)
+        form = {"email": _b64(email), "otp": _b64(code)}
+        reply = transport.request(
+            "validate_otp",
+            "POST",
+            "/app-api/validate_login_otp",
+            data=form,
+            headers={"Cookie": cookie_header},
+        )
+        body = _json_or_none(reply)
+        session = session_from_login(reply, body)
+        if session is not None:
+            return session
+        if isinstance(body, Mapping) and body.get("isBlocked"):
+            raise AuthError("Enlighten blocked the account after wrong codes; try again later")
+        print("The code was not accepted.")
+    raise AuthError("no valid one-time code was given")
+
+
+def _asks_for_mfa(reply: Reply, body: Any) -> bool:
+    if isinstance(body, Mapping) and body.get("requires_mfa"):
+        return True
+    return OTP_NONCE_COOKIE in reply.cookies
+
+
+def _token_from_reply(reply: Reply) -> str | None:
+    """``{"token": "…"}`` or the bare token as text; both forms are in use."""
+    body = _json_or_none(reply)
+    if isinstance(body, Mapping) and isinstance(body.get("token"), str):
+        return body["token"]
+    text = reply.body.decode("utf-8", "replace").strip().strip('"')
+    return text if text.count(".") == 2 and " " not in text and "<" not in text else None
+
+
+def _json_or_none(reply: Reply) -> Any:
+    try:
+        return json.loads(reply.body) if reply.body.strip() else None
+    except ValueError:
+        return None
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

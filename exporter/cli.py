@@ -1,0 +1,165 @@
+"""Command line: ``serve`` (scheduler + /metrics), ``once`` (poll everything once, print), ``login`` (MFA).
+
+A configuration error prints one line naming the setting and exits with status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter import __version__, logs, sites
+from exporter.app import Exporter, build, demo_cloud_if_asked
+from exporter.auth import SessionFile, interactive_login
+from exporter.client import CloudClient, CloudError, RequestMetrics, Transport
+from exporter.config import ConfigError, Settings, add_arguments, load
+from exporter.scheduler import PollScheduler
+from exporter.server import MetricsServer
+
+log = logging.getLogger("exporter")
+
+# today first: its payload names the site's first day, where daily_energy's history starts.
+ONCE_ORDER = ("today", "daily_energy", "ev_status", "ev_summary")
+DISCOVERY_RETRY_SECONDS = 60.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    flags = {key: value for key, value in vars(args).items() if key != "command"}
+    try:
+        settings = load(flags, os.environ, require_credentials=args.command != "login")
+    except ConfigError as error:
+        print(f"enphase-exporter: error: {error}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    try:
+        return {"serve": serve, "once": once, "login": login}[args.command](settings)
+    except ConfigError as error:  # raised after start-up checks, e.g. an unsafe session file
+        print(f"enphase-exporter: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="enphase-exporter",
+        description="Prometheus exporter for Enphase IQ EV Chargers and IQ Batteries (Enlighten cloud).",
+        epilog="Secrets (ENPHASE_PASSWORD, ENPHASE_E_AUTH_TOKEN, ENPHASE_COOKIE) come from the environment "
+        "or --password-file only, never from command-line flags, which other users can see.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in (
+        ("serve", "poll the cloud on a schedule and serve /metrics"),
+        ("once", "poll every source of every site once, print the metrics, exit 0 if all succeeded"),
+        ("login", "log in on this terminal (answering an MFA code) and save the session for serve"),
+    ):
+        add_arguments(commands.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def serve(settings: Settings) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with demo_cloud_if_asked(settings) as settings:
+        exporter = _build(settings, process_metrics=True)
+        server = MetricsServer(
+            settings.listen_host, settings.listen_port, exporter.registry, lambda: exporter.store.current
+        )
+        server.start()
+        log.info("Serving http://%s:%d/metrics", settings.listen_host or "0.0.0.0", server.port)
+        site_ids = settings.site_ids
+        while not site_ids and not stop.is_set():
+            site_ids = _discover(exporter.client)
+            if not site_ids:
+                log.error("No site found for this account; trying again in %.0f s", DISCOVERY_RETRY_SECONDS)
+                stop.wait(DISCOVERY_RETRY_SECONDS)
+        scheduler = PollScheduler(settings, exporter.poller, exporter.store)
+        if site_ids:
+            log.info("Polling site(s) %s", ", ".join(site_ids))
+            scheduler.start(site_ids)
+        stop.wait()
+        log.info("Stopping")
+        if site_ids:
+            scheduler.shutdown()
+        server.stop()
+    return 0
+
+
+def once(settings: Settings) -> int:
+    with demo_cloud_if_asked(settings) as settings:
+        exporter = _build(settings)
+        site_ids = settings.site_ids or _discover(exporter.client)
+        succeeded = bool(site_ids)
+        for site_id in site_ids:
+            for source in ONCE_ORDER:
+                succeeded &= exporter.poller.poll(site_id, source)
+        sys.stdout.write(generate_latest(exporter.registry).decode())
+    return 0 if succeeded else 1
+
+
+def login(settings: Settings) -> int:
+    if settings.demo:
+        print("enphase-exporter: error: --demo needs no login", file=sys.stderr)
+        return 2
+    if not sys.stdin.isatty() and (settings.email is None or settings.password is None):
+        print(
+            "enphase-exporter: error: login asks for what is missing on a terminal; set ENPHASE_EMAIL and "
+            "ENPHASE_PASSWORD to run it without one",
+            file=sys.stderr,
+        )
+        return 2
+    email = settings.email or input("Enlighten email: ").strip()
+    password = settings.password.reveal() if settings.password else getpass.getpass("Enlighten password: ")
+    transport = Transport(
+        settings.base_url,
+        RequestMetrics(CollectorRegistry()),
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+    )
+    session_file = SessionFile(settings.session_file, email)
+    try:
+        interactive_login(
+            transport, email, password, lambda: input("One-time code (sent by Enphase): "), session_file
+        )
+    except CloudError as error:
+        print(f"enphase-exporter: login failed: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"Session saved to {settings.session_file} (mode 0600). `enphase-exporter serve` with "
+        f"ENPHASE_EMAIL={email} will reuse it until it expires."
+    )
+    return 0
+
+
+def _build(settings: Settings, *, process_metrics: bool = False) -> Exporter:
+    try:
+        return build(settings, process_metrics=process_metrics)
+    except CloudError as error:  # the session file check
+        raise ConfigError(f"ENPHASE_SESSION_FILE: {error}") from None
+
+
+def _discover(client: CloudClient) -> tuple[str, ...]:
+    try:
+        return sites.discover(client)
+    except CloudError as error:
+        log.error("Site discovery failed: %s", error)
+        return ()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""All HTTP to the Enlighten cloud. Nothing else in the package imports ``requests``.
+
+Two layers:
+
+- ``Transport`` sends one logical request: timeouts on every call, retries with jittered exponential back-off
+  on timeouts, connection errors and 5xx, ``Retry-After`` honoured on 429 (no request to that endpoint before
+  it has passed), the account-wide request budget, and the upstream request metrics.
+- ``CloudClient`` adds the session: it asks the ``Authenticator`` for headers, recognises an expired
+  session in every form the service uses (401, 403, a 302 to the login page, or a 200 whose body is an
+  HTML page), and renews it at most once per expired session.
+
+Exception messages never contain header values, cookies or bodies: only endpoints, status codes and
+exception type names.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, NamedTuple, Protocol
+
+import requests
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from exporter import __version__
+from exporter.values import PayloadError
+
+USER_AGENT = f"Mozilla/5.0 (compatible; enphase-exporter/{__version__})"
+DEFAULT_RETRY_AFTER = 60.0  # a 429 without Retry-After still pauses the endpoint
+MAX_BACKOFF = 30.0
+
+
+class CloudError(Exception):
+    """A request that did not produce a usable answer. The message is safe to log and show."""
+
+
+class UpstreamUnavailable(CloudError):
+    """Timeouts, connection errors and 5xx answers, after the retries."""
+
+
+class UpstreamError(CloudError):
+    """An answer we cannot use that retrying will not fix (most 4xx)."""
+
+    def __init__(self, endpoint: str, status: int) -> None:
+        super().__init__(f"{endpoint}: HTTP {status}")
+        self.status = status
+
+
+class RateLimited(CloudError):
+    def __init__(self, endpoint: str, retry_in: float) -> None:
+        super().__init__(f"{endpoint}: rate limited, next request allowed in {retry_in:.0f} s")
+        self.retry_in = retry_in
+
+
+class BudgetExhausted(CloudError):
+    """The account-wide hourly request budget is spent; the request was not sent."""
+
+
+class AuthError(CloudError):
+    """No usable session: bad credentials, MFA needed, login paused, or pasted headers rejected."""
+
+
+class SessionExpired(AuthError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    cookies: Mapping[str, str]
+
+    def json(self, endpoint: str) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError as error:
+            raise PayloadError(f"{endpoint}: the body is not valid JSON ({len(self.body)} bytes)") from error
+
+    @property
+    def looks_like_html(self) -> bool:
+        return "html" in self.headers.get("content-type", "") or self.body.lstrip()[:1] == b"<"
+
+
+class RequestMetrics:
+    """``enphase_api_requests_total`` and ``enphase_api_request_duration_seconds``, one per attempt."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "enphase_api_requests",
+            "Requests to the Enlighten cloud by endpoint and HTTP status (timeout or error: no status).",
+            ["endpoint", "code"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "enphase_api_request_duration_seconds",
+            "Latency of requests to the Enlighten cloud.",
+            ["endpoint"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+            registry=registry,
+        )
+
+    def observe(self, endpoint: str, code: str, seconds: float) -> None:
+        self.requests.labels(endpoint, code).inc()
+        self.duration.labels(endpoint).observe(seconds)
+
+
+class RequestBudget:
+    """At most ``per_hour`` requests in any sliding hour, for the whole account.
+
+    The scheduler stretches intervals so that polling plans stay well inside the budget; this is the hard
+    stop for what planning cannot see (retries, logins, token refreshes).
+    """
+
+    def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_hour = per_hour
+        self._clock = clock
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def try_take(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            while self._sent and self._sent[0] <= now - 3600:
+                self._sent.popleft()
+            if len(self._sent) >= self.per_hour:
+                return False
+            self._sent.append(now)
+            return True
+
+    def used(self) -> int:
+        with self._lock:
+            return len(self._sent)
+
+
+class Transport:
+    def __init__(
+        self,
+        base_url: str,
+        metrics: RequestMetrics,
+        *,
+        budget: RequestBudget | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        retries: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._metrics = metrics
+        self._budget = budget
+        self._timeout = (connect_timeout, read_timeout)
+        self._retries = retries
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self._not_before: dict[str, float] = {}
+        self._local = threading.local()  # a requests.Session per thread: pooling without sharing state
+
+    def request(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Send with retries; 429 raises ``RateLimited`` and pauses the endpoint; other statuses return."""
+        self._check_not_paused(endpoint)
+        for attempt in range(self._retries + 1):
+            last_try = attempt == self._retries
+            if self._budget is not None and not self._budget.try_take():
+                raise BudgetExhausted(f"{endpoint}: hourly request budget spent, request not sent")
+            try:
+                reply = self._send_once(endpoint, method, path, params, data, headers)
+            except UpstreamUnavailable:
+                if last_try:
+                    raise
+                self._back_off(attempt)
+                continue
+            if reply.status == 429:
+                retry_in = _retry_after_seconds(reply.headers.get("retry-after"), time.time())
+                self._not_before[endpoint] = self._clock() + retry_in
+                raise RateLimited(endpoint, retry_in)
+            if reply.status >= 500 and not last_try:
+                self._back_off(attempt)
+                continue
+            if reply.status >= 500:
+                raise UpstreamUnavailable(f"{endpoint}: HTTP {reply.status} after {attempt + 1} attempts")
+            return reply
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _check_not_paused(self, endpoint: str) -> None:
+        not_before = self._not_before.get(endpoint)
+        if not_before is not None:
+            remaining = not_before - self._clock()
+            if remaining > 0:
+                raise RateLimited(endpoint, remaining)
+            del self._not_before[endpoint]
+
+    def _send_once(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        data: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+    ) -> Reply:
+        session = self._session()
+        started = time.perf_counter()
+        code = "error"
+        try:
+            response = session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                data=data,
+                headers=dict(headers or {}),
+                timeout=self._timeout,
+                allow_redirects=False,  # a redirect to the login page is an expired session, not content
+            )
+            code = str(response.status_code)
+        except requests.Timeout as error:
+            code = "timeout"
+            raise UpstreamUnavailable(f"{endpoint}: timed out") from error
+        except requests.RequestException as error:
+            raise UpstreamUnavailable(f"{endpoint}: {type(error).__name__}") from error
+        finally:
+            self._metrics.observe(endpoint, code, time.perf_counter() - started)
+        return Reply(
+            status=response.status_code,
+            headers={name.lower(): value for name, value in response.headers.items()},
+            body=response.content,
+            cookies=dict(response.cookies.items()),
+        )
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = USER_AGENT
+            session.trust_env = False  # no .netrc credentials or proxies picked up behind the user's back
+            self._local.session = session
+        return session
+
+    def _back_off(self, attempt: int) -> None:
+        """Full jitter: spreads retries of many sites so they do not hit the cloud together."""
+        self._sleep(self._jitter(0, min(MAX_BACKOFF, 2.0**attempt)))
+
+
+def _retry_after_seconds(header: str | None, now: float) -> float:
+    """``Retry-After`` as seconds or as an HTTP date; a missing or broken header gets a default pause."""
+    if header:
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            pass
+        try:
+            return max(0.0, parsedate_to_datetime(header).timestamp() - now)
+        except (TypeError, ValueError):
+            pass
+    return DEFAULT_RETRY_AFTER
+
+
+class Credentials(NamedTuple):
+    headers: Mapping[str, str]
+    generation: int  # which session these belong to, so an expiry renews that session only once
+
+
+class Authenticator(Protocol):
+    def credentials(self) -> Credentials: ...
+
+    def expired(self, generation: int) -> None: ...
+
+
+class CloudClient:
+    def __init__(self, transport: Transport, auth: Authenticator) -> None:
+        self.transport = transport
+        self.auth = auth
+
+    def get_json(self, endpoint: str, path: str, params: Mapping[str, str] | None = None) -> Any:
+        for renewed in (False, True):
+            credentials = self.auth.credentials()
+            reply = self.transport.request(endpoint, "GET", path, params=params, headers=credentials.headers)
+            if session_expired(reply):
+                self.auth.expired(credentials.generation)
+                if renewed:
+                    raise SessionExpired(f"{endpoint}: session rejected right after it was renewed")
+                continue
+            if reply.status >= 300:
+                raise UpstreamError(endpoint, reply.status)
+            return reply.json(endpoint)
+        raise AssertionError("unreachable: the second pass returns or raises")
+
+
+def session_expired(reply: Reply) -> bool:
+    """The service's ways of saying "log in again": 401, 403, a redirect, or a 200 HTML login page."""
+    if reply.status in (401, 403) or 300 <= reply.status < 400:
+        return True
+    return reply.status == 200 and reply.looks_like_html

@@ -1,0 +1,196 @@
+"""One poll of one source for one site: fetch, parse, publish into the snapshot, record the source's health.
+
+Failures are data: a failing source keeps its last good model in the snapshot, sets its health to down with a
+short secret-free reason, and leaves every other source alone. Parse problems (schema drift) are counted in
+``enphase_parse_errors_total`` while the rest of the payload still yields its metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+from prometheus_client import CollectorRegistry, Counter
+
+from exporter.client import CloudClient, CloudError
+from exporter.lifetime import CounterGuard, DayLedger
+from exporter.snapshot import SiteSnapshot, SnapshotStore, SourceHealth
+from exporter.sources import daily_energy, ev_status, ev_summary, today
+from exporter.sources.ev_summary import EvSummary
+from exporter.values import PayloadError
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("ev_status", "ev_summary", "today", "daily_energy")
+# Before any Enphase system reported: the fallback start of history when neither the setting nor the
+# site's own start date is known yet. Days before the site's start come back as empty arrays.
+EARLIEST_HISTORY = date(2008, 1, 1)
+
+Change = Callable[[SiteSnapshot], SiteSnapshot]
+
+
+def lifetime_metric_name(channel: str) -> str:
+    """``battery_charge`` → ``enphase_battery_charge_joules_total``; site channels get ``site_``."""
+    area = "" if channel.startswith("battery_") else "site_"
+    return f"enphase_{area}{channel}_joules_total"
+
+
+class Telemetry:
+    """The exporter's own counters about what it read."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.parse_errors = Counter(
+            "enphase_parse_errors",
+            "Payloads or fields from the cloud that could not be understood.",
+            ["source"],
+            registry=registry,
+        )
+        self.counter_regressions = Counter(
+            "enphase_counter_regressions",
+            "Times the cloud revised a lifetime value downward; the exported counter held its value instead.",
+            ["site_id", "metric"],
+            registry=registry,
+        )
+        for source in SOURCES:
+            self.parse_errors.labels(source)  # present from the start, so rate() has a baseline
+
+
+class Poller:
+    def __init__(
+        self,
+        client: CloudClient,
+        store: SnapshotStore,
+        telemetry: Telemetry,
+        *,
+        history_start: date | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._telemetry = telemetry
+        self._history_start = history_start
+        self._clock = clock
+        self._ledgers: dict[str, DayLedger] = {}
+        self._guard = CounterGuard(
+            lambda site, metric: telemetry.counter_regressions.labels(site, metric).inc()
+        )
+        self._problems_logged: set[str] = set()
+        self._fetchers: dict[str, Callable[[str, float], Change]] = {
+            "ev_status": self._ev_status,
+            "ev_summary": self._ev_summary,
+            "today": self._today,
+            "daily_energy": self._daily_energy,
+        }
+
+    def poll(self, site_id: str, source: str) -> bool:
+        """Poll once; True when the source succeeded. Never raises: the scheduler must keep running."""
+        started = self._clock()
+        change: Change | None = None
+        error: str | None = None
+        try:
+            change = self._fetchers[source](site_id, started)
+        except CloudError as failure:
+            error = str(failure)
+        except PayloadError as failure:
+            self._telemetry.parse_errors.labels(source).inc()
+            error = str(failure)
+        except Exception:  # a bug must not stop the other sources or the process
+            log.exception("Unexpected error polling %s for site %s", source, site_id)
+            error = "internal error (see the log)"
+        if error is not None:
+            log.warning("Polling %s for site %s failed: %s", source, site_id, error)
+
+        def publish(site: SiteSnapshot) -> SiteSnapshot:
+            previous = site.health.get(source)
+            last_success = (
+                started if error is None else (previous.last_success_timestamp if previous else None)
+            )
+            health = {**site.health, source: SourceHealth(error is None, started, last_success, error)}
+            return replace(change(site) if change else site, health=health)
+
+        self._store.update_site(site_id, publish, SOURCES)
+        return error is None
+
+    # -- one method per source: fetch and parse now, return how to change the site's snapshot --------------
+
+    def _ev_status(self, site_id: str, now: float) -> Change:
+        parsed = ev_status.parse(self._client.get_json(ev_status.ENDPOINT, ev_status.path(site_id)))
+        self._count(ev_status.ENDPOINT, parsed.problems)
+        return lambda site: replace(site, ev_status=parsed.value)
+
+    def _ev_summary(self, site_id: str, now: float) -> Change:
+        payload = self._client.get_json(ev_summary.ENDPOINT, ev_summary.path(site_id), ev_summary.QUERY)
+        parsed = ev_summary.parse(payload)
+        self._count(ev_summary.ENDPOINT, parsed.problems)
+
+        def change(site: SiteSnapshot) -> SiteSnapshot:
+            held = tuple(
+                replace(
+                    c,
+                    energy_delivered_joules=self._guard.hold(
+                        site_id,
+                        "enphase_ev_charger_energy_delivered_joules_total",
+                        c.energy_delivered_joules,
+                        c.serial,
+                    ),
+                )
+                if c.energy_delivered_joules is not None
+                else c
+                for c in parsed.value.chargers
+            )
+            return replace(site, ev_summary=EvSummary(held))
+
+        return change
+
+    def _today(self, site_id: str, now: float) -> Change:
+        parsed = today.parse(self._client.get_json(today.ENDPOINT, today.path(site_id)), now)
+        self._count(today.ENDPOINT, parsed.problems)
+        return lambda site: self._with_lifetime(replace(site, today=parsed.value))
+
+    def _daily_energy(self, site_id: str, now: float) -> Change:
+        ledger = self._ledgers.setdefault(site_id, DayLedger())
+        start = ledger.next_fetch_start(datetime.fromtimestamp(now, UTC).date(), self._site_start(site_id))
+        payload = self._client.get_json(
+            daily_energy.ENDPOINT, daily_energy.path(site_id), daily_energy.query(start)
+        )
+        parsed = daily_energy.parse(payload)
+        self._count(daily_energy.ENDPOINT, parsed.problems)
+
+        def change(site: SiteSnapshot) -> SiteSnapshot:
+            ledger.record(parsed.value)
+            return self._with_lifetime(site)
+
+        return change
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    def _with_lifetime(self, site: SiteSnapshot) -> SiteSnapshot:
+        ledger = self._ledgers.get(site.site_id)
+        if ledger is None or not ledger.has_history:
+            return site
+        totals = ledger.totals(site.today.day if site.today else None)
+        held = {
+            channel: self._guard.hold(site.site_id, lifetime_metric_name(channel), joules)
+            for channel, joules in totals.items()
+        }
+        return replace(site, lifetime_joules={**site.lifetime_joules, **held})
+
+    def _site_start(self, site_id: str) -> date:
+        if self._history_start is not None:
+            return self._history_start
+        site = self._store.current.sites.get(site_id)
+        if site is not None and site.today is not None and site.today.site_start_date:
+            return date.fromisoformat(site.today.site_start_date)
+        return EARLIEST_HISTORY
+
+    def _count(self, source: str, problems: tuple[str, ...]) -> None:
+        if not problems:
+            return
+        self._telemetry.parse_errors.labels(source).inc(len(problems))
+        for problem in problems:
+            if problem not in self._problems_logged and len(self._problems_logged) < 1000:
+                self._problems_logged.add(problem)  # each distinct problem once, not on every poll
+                log.warning("Could not read part of the %s payload: %s", source, problem)

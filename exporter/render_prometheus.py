@@ -1,0 +1,353 @@
+"""The Prometheus renderer: fresh metric families from the latest snapshot, on every scrape.
+
+Nothing here does I/O or keeps state between scrapes, so a charger that disappears from the account takes its
+series with it. Each table row is (metric name, help, getter); a getter returning None means the value is
+absent, and no sample is written — never a 0.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.auth import AuthState
+from exporter.poller import lifetime_metric_name
+from exporter.snapshot import SiteSnapshot, SnapshotStore
+from exporter.sources.energy_day import CHANNELS
+from exporter.sources.ev_status import CONNECTOR_STATES, ChargerStatus
+from exporter.sources.ev_summary import ChargerSummary
+from exporter.sources.today import PROFILES, Today
+
+Getter = Callable[[Any], float | bool | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Intervals:
+    """Poll intervals, for HELP strings that say how fresh a value is."""
+
+    ev_status: int = 60
+    ev_status_charging: int = 30
+    ev_summary: int = 900
+    today: int = 300
+    daily_energy: int = 3600
+
+
+CHARGER_STATUS_GAUGES: tuple[tuple[str, str, Getter], ...] = (
+    ("enphase_ev_charger_connected", "1 when the charger is connected to the cloud.", lambda c: c.connected),
+    ("enphase_ev_charger_plugged_in", "1 when a vehicle is plugged in.", lambda c: c.plugged_in),
+    ("enphase_ev_charger_charging", "1 while charging.", lambda c: c.charging),
+    ("enphase_ev_charger_faulted", "1 when the charger reports a fault.", lambda c: c.faulted),
+    (
+        "enphase_ev_charger_charging_current_setpoint_amperes",
+        "Current setpoint while charging, in amperes.",
+        lambda c: c.charging_current_setpoint_amperes,
+    ),
+    (
+        "enphase_ev_charger_session_energy_joules",
+        "Energy of the current or last charging session, in joules.",
+        lambda c: c.session_energy_joules,
+    ),
+    (
+        "enphase_ev_charger_session_plugged_in_timestamp_seconds",
+        "When the vehicle of the current or last session was plugged in (Unix time).",
+        lambda c: c.session_plugged_in_timestamp,
+    ),
+    (
+        "enphase_ev_charger_session_start_timestamp_seconds",
+        "When charging of the current or last session started (Unix time).",
+        lambda c: c.session_start_timestamp,
+    ),
+    (
+        "enphase_ev_charger_session_cost",
+        "Cost of the current or last session, in the site's currency.",
+        lambda c: c.session_cost,
+    ),
+    (
+        "enphase_ev_charger_last_report_timestamp_seconds",
+        "When the charger last reported to the cloud (Unix time).",
+        lambda c: c.last_report_timestamp,
+    ),
+)
+
+CHARGER_SUMMARY_GAUGES: tuple[tuple[str, str, Getter], ...] = (
+    (
+        "enphase_ev_charger_max_current_amperes",
+        "Hardware maximum current, in amperes.",
+        lambda c: c.max_current_amperes,
+    ),
+    (
+        "enphase_ev_charger_charge_level_min_amperes",
+        "Lowest settable charging current, in amperes.",
+        lambda c: c.charge_level_min_amperes,
+    ),
+    (
+        "enphase_ev_charger_charge_level_max_amperes",
+        "Highest settable charging current, in amperes.",
+        lambda c: c.charge_level_max_amperes,
+    ),
+    (
+        "enphase_ev_charger_operating_voltage_volts",
+        "Nominal operating voltage, in volts.",
+        lambda c: c.operating_voltage_volts,
+    ),
+    ("enphase_ev_charger_phases", "Number of phases the charger uses (1 or 3).", lambda c: c.phases),
+)
+
+TODAY_GAUGES: tuple[tuple[str, str, Getter], ...] = (
+    (
+        "enphase_battery_state_of_charge_ratio",
+        "Aggregate battery state of charge (0-1).",
+        lambda t: t.state_of_charge_ratio,
+    ),
+    (
+        "enphase_battery_backup_reserve_ratio",
+        "Battery reserve kept for outages (0-1).",
+        lambda t: t.backup_reserve_ratio,
+    ),
+    (
+        "enphase_battery_very_low_soc_ratio",
+        "Very-low state-of-charge limit (0-1).",
+        lambda t: t.very_low_soc_ratio,
+    ),
+    (
+        "enphase_battery_charge_from_grid_enabled",
+        "1 when charging the battery from the grid is allowed.",
+        lambda t: t.charge_from_grid,
+    ),
+    (
+        "enphase_site_last_report_timestamp_seconds",
+        "When the site last reported to the cloud (Unix time).",
+        lambda t: t.last_report_timestamp,
+    ),
+    (
+        "enphase_site_power_interval_end_timestamp_seconds",
+        "End of the settled interval that the *_power_watts gauges average (Unix time).",
+        lambda t: t.power_interval_end_timestamp,
+    ),
+)
+
+# channel -> what the channel is, for HELP strings
+CHANNEL_MEANING: Mapping[str, str] = {
+    "production": "produced",
+    "consumption": "consumed",
+    "grid_import": "imported from the grid",
+    "grid_export": "exported to the grid",
+    "battery_charge": "charged into the battery",
+    "battery_discharge": "discharged from the battery",
+}
+
+
+def _channel_metric(channel: str, suffix: str) -> str:
+    area = "" if channel.startswith("battery_") else "site_"
+    return f"enphase_{area}{channel}_{suffix}"
+
+
+class Families:
+    """Metric families created on first use, so a metric with no sample at all is not written."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, Metric] = {}
+
+    def gauge(self, name: str, help_text: str, labels: Mapping[str, str], value: float | bool | None) -> None:
+        if value is None:
+            return
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = GaugeMetricFamily(name, help_text, labels=list(labels))
+        family.add_metric(list(labels.values()), float(value))
+
+    def counter(self, name: str, help_text: str, labels: Mapping[str, str], value: float | None) -> None:
+        if value is None:
+            return
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = CounterMetricFamily(name, help_text, labels=list(labels))
+        family.add_metric(list(labels.values()), value)
+
+    def __iter__(self) -> Iterator[Metric]:
+        return iter(self._families.values())
+
+
+class SnapshotCollector(Collector):
+    """Site data from the snapshot, and the state of authentication."""
+
+    def __init__(
+        self,
+        store: SnapshotStore,
+        auth_state: AuthState,
+        intervals: Intervals = Intervals(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._auth = auth_state
+        self._every = intervals
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        families = Families()
+        for site in self._store.current.sites.values():
+            self._site_health(families, site)
+            if site.ev_status is not None:
+                names = {c.serial: c.name for c in site.ev_status.chargers}
+                for charger in site.ev_status.chargers:
+                    self._charger_status(families, site.site_id, charger)
+            else:
+                names = {}
+            if site.ev_summary is not None:
+                for summary in site.ev_summary.chargers:
+                    self._charger_summary(families, site.site_id, summary, names.get(summary.serial))
+            if site.today is not None:
+                self._today(families, site.site_id, site.today)
+            self._lifetime(families, site)
+        self._auth_state(families)
+        yield from families
+
+    def _site_health(self, families: Families, site: SiteSnapshot) -> None:
+        families.gauge(
+            "enphase_up",
+            "1 when every enabled source of the site succeeded at its latest attempt.",
+            {"site_id": site.site_id},
+            site.up,
+        )
+        for source, health in site.health.items():
+            labels = {"site_id": site.site_id, "source": source}
+            families.gauge(
+                "enphase_source_up", "1 when the source's latest attempt succeeded.", labels, health.up
+            )
+            families.gauge(
+                "enphase_source_last_success_timestamp_seconds",
+                "When the source last succeeded (Unix time).",
+                labels,
+                health.last_success_timestamp,
+            )
+
+    def _charger_status(self, families: Families, site_id: str, charger: ChargerStatus) -> None:
+        labels = {"site_id": site_id, "serial": charger.serial}
+        fresh = (
+            f" From ev_chargers/status, refreshed every {self._every.ev_status} s "
+            f"({self._every.ev_status_charging} s while charging)."
+        )
+        for name, help_text, getter in CHARGER_STATUS_GAUGES:
+            families.gauge(name, help_text + fresh, labels, getter(charger))
+        for connector in charger.connectors:
+            for state in CONNECTOR_STATES:
+                families.gauge(
+                    "enphase_ev_charger_connector_status",
+                    "Connector status as a state set: 1 for the current status, 0 for the others." + fresh,
+                    {**labels, "connector": connector.connector_id, "status": state},
+                    state == connector.status,
+                )
+
+    def _charger_summary(
+        self, families: Families, site_id: str, charger: ChargerSummary, status_name: str | None
+    ) -> None:
+        labels = {"site_id": site_id, "serial": charger.serial}
+        fresh = f" From ev_chargers/summary, refreshed every {self._every.ev_summary} s."
+        info = {
+            **labels,
+            "name": charger.name or status_name or "",
+            "model": charger.model or "",
+            "firmware_version": charger.firmware_version or "",
+        }
+        families.gauge(
+            "enphase_ev_charger_info", "Descriptive data of the charger (always 1)." + fresh, info, 1
+        )
+        for name, help_text, getter in CHARGER_SUMMARY_GAUGES:
+            families.gauge(name, help_text + fresh, labels, getter(charger))
+        families.counter(
+            "enphase_ev_charger_energy_delivered_joules",
+            "Lifetime energy delivered by the charger, in joules." + fresh,
+            labels,
+            charger.energy_delivered_joules,
+        )
+        for interface in charger.network_interfaces:
+            families.gauge(
+                "enphase_ev_charger_network_interface_up",
+                "1 when the charger's network interface reports a connection." + fresh,
+                {**labels, "interface": interface.name},
+                interface.connected,
+            )
+
+    def _today(self, families: Families, site_id: str, today: Today) -> None:
+        labels = {"site_id": site_id}
+        fresh = f" From today, refreshed every {self._every.today} s."
+        for name, help_text, getter in TODAY_GAUGES:
+            families.gauge(name, help_text + fresh, labels, getter(today))
+        if today.profile is not None:
+            for profile in PROFILES:
+                families.gauge(
+                    "enphase_battery_profile",
+                    "Battery profile as a state set: 1 for the current profile." + fresh,
+                    {**labels, "profile": profile},
+                    profile == today.profile,
+                )
+        for channel, watts in today.power_watts.items():
+            families.gauge(
+                _channel_metric(channel, "power_watts"),
+                f"Mean power {CHANNEL_MEANING[channel]} over the latest settled interval, in watts." + fresh,
+                labels,
+                watts,
+            )
+        if today.day is None:
+            return
+        for channel, joules in today.day.channel_totals.items():
+            families.gauge(
+                _channel_metric(channel, "today_joules"),
+                f"Energy {CHANNEL_MEANING[channel]} since the site's local midnight, in joules." + fresh,
+                labels,
+                joules,
+            )
+        for (source, sink), series in today.day.flows.items():
+            families.gauge(
+                "enphase_site_energy_flow_today_joules",
+                "Energy flow since local midnight, in joules (only flows the site measures)." + fresh,
+                {**labels, "source": source, "sink": sink},
+                _sum(series),
+            )
+        for load, series in today.day.loads.items():
+            families.gauge(
+                "enphase_site_load_today_joules",
+                "Energy used by a measured load since local midnight, in joules." + fresh,
+                {**labels, "load": load},
+                _sum(series),
+            )
+
+    def _lifetime(self, families: Families, site: SiteSnapshot) -> None:
+        fresh = (
+            f" Settled days from daily_energy (every {self._every.daily_energy} s) plus today so far "
+            f"(every {self._every.today} s)."
+        )
+        for channel in CHANNELS.values():
+            families.counter(
+                lifetime_metric_name(channel),
+                f"Lifetime energy {CHANNEL_MEANING[channel]}, in joules." + fresh,
+                {"site_id": site.site_id},
+                site.lifetime_joules.get(channel),
+            )
+
+    def _auth_state(self, families: Families) -> None:
+        paused = self._auth.login_paused_until
+        paused = paused if paused is not None and paused > self._clock() else None
+        families.gauge("enphase_auth_ok", "1 while the cloud session is valid.", {}, self._auth.ok)
+        families.gauge(
+            "enphase_auth_session_expiry_timestamp_seconds",
+            "When the current token expires (Unix time), where known.",
+            {},
+            self._auth.session_expires_at,
+        )
+        families.gauge(
+            "enphase_auth_login_blocked_until_timestamp_seconds",
+            "Until when logins are paused after 'Too many active sessions', bad credentials or MFA "
+            "(Unix time); absent when logins are allowed.",
+            {},
+            paused,
+        )
+
+
+def _sum(series: tuple[float | None, ...]) -> float:
+    return sum(value for value in series if value is not None)

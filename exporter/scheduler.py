@@ -1,0 +1,134 @@
+"""The scheduler owns time: one APScheduler job per (site, source).
+
+- EV status polls faster while a charger of the site is charging, and slows down again afterwards.
+- Jitter and staggered first runs keep many sites from hitting the cloud together.
+- The request budget stretches every interval by one factor when the plan would exceed it. The plan assumes
+  every site charging (the worst case), so the factor never has to change while the exporter runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from exporter.config import Settings
+from exporter.poller import SOURCES, Poller
+from exporter.snapshot import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+# Plan to use at most this share of the budget: logins, token refreshes and retries need the rest.
+BUDGET_SHARE_FOR_POLLING = 0.8
+# daily_energy starts after today, whose payload names the site's first day (the start of history).
+FIRST_RUN_DELAY = {"today": 0.0, "ev_status": 0.5, "ev_summary": 1.0, "daily_energy": 3.0}
+
+
+def base_intervals(settings: Settings) -> dict[str, int]:
+    return {
+        "ev_status": settings.ev_status_interval,
+        "ev_summary": settings.ev_summary_interval,
+        "today": settings.today_interval,
+        "daily_energy": settings.daily_energy_interval,
+    }
+
+
+def stretch_factor(settings: Settings, site_count: int) -> float:
+    """How much every interval must grow so that the worst-case plan fits the budget (1.0: not at all)."""
+    intervals = base_intervals(settings)
+    intervals["ev_status"] = min(settings.ev_status_interval, settings.ev_status_charging_interval)
+    per_site = sum(3600 / seconds for seconds in intervals.values())
+    allowed = settings.request_budget * BUDGET_SHARE_FOR_POLLING
+    return max(1.0, per_site * site_count / allowed)
+
+
+class PollScheduler:
+    def __init__(
+        self,
+        settings: Settings,
+        poller: Poller,
+        store: SnapshotStore,
+        *,
+        workers: int = 8,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._poller = poller
+        self._store = store
+        self._clock = clock
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+            timezone=UTC,
+        )
+        self._sites: list[str] = []
+        self._factor = 1.0
+        self._charging: dict[str, bool] = {}
+
+    @property
+    def factor(self) -> float:
+        return self._factor
+
+    def start(self, site_ids: tuple[str, ...]) -> None:
+        self._sites = list(site_ids)
+        self._factor = stretch_factor(self._settings, len(self._sites))
+        if self._factor > 1.0:
+            log.warning(
+                "Polling %d site(s) at the configured intervals would exceed ENPHASE_REQUEST_BUDGET=%d "
+                "requests/hour; every interval is stretched %.2f times.",
+                len(self._sites),
+                self._settings.request_budget,
+                self._factor,
+            )
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        for index, site_id in enumerate(self._sites):
+            self._store.add_site(site_id, SOURCES)
+            for source in SOURCES:
+                interval = self.interval(source, charging=False)
+                # Spread the sites' first runs evenly over one interval, in source order within a site.
+                offset = FIRST_RUN_DELAY[source] + interval * index / len(self._sites)
+                self._scheduler.add_job(
+                    self._run,
+                    self._trigger(interval),
+                    args=(site_id, source),
+                    id=f"{site_id}:{source}",
+                    next_run_time=now + timedelta(seconds=offset),
+                )
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        self._scheduler.shutdown(wait=False)
+
+    def interval(self, source: str, *, charging: bool) -> float:
+        if source == "ev_status" and charging:
+            return self._settings.ev_status_charging_interval * self._factor
+        return base_intervals(self._settings)[source] * self._factor
+
+    def _trigger(self, interval: float) -> IntervalTrigger:
+        # Up to a tenth of the interval (at most 10 s) of jitter keeps sites from drifting into lockstep.
+        return IntervalTrigger(seconds=interval, jitter=min(interval / 10, 10), timezone=UTC)
+
+    def _run(self, site_id: str, source: str) -> None:
+        self._poller.poll(site_id, source)
+        if source == "ev_status":
+            self._follow_charging(site_id)
+
+    def _follow_charging(self, site_id: str) -> None:
+        site = self._store.current.sites.get(site_id)
+        charging = bool(site and site.ev_status and site.ev_status.any_charging)
+        if charging == self._charging.get(site_id, False):
+            return
+        self._charging[site_id] = charging
+        interval = self.interval("ev_status", charging=charging)
+        log.info(
+            "Site %s %s charging: EV status every %.0f s",
+            site_id,
+            "started" if charging else "stopped",
+            interval,
+        )
+        self._scheduler.reschedule_job(f"{site_id}:ev_status", trigger=self._trigger(interval))

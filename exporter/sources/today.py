@@ -1,0 +1,136 @@
+"""Battery and site today — ``GET /pv/systems/<site_id>/today``.
+
+Refreshed every 5 minutes (the site reports in 15-minute intervals). Sample output::
+
+    enphase_battery_state_of_charge_ratio{site_id="1234567"} 0.62
+    enphase_battery_profile{profile="self_consumption",site_id="1234567"} 1.0
+    enphase_site_production_today_joules{site_id="1234567"} 5.472e+07
+    enphase_site_energy_flow_today_joules{sink="home",site_id="1234567",source="solar"} 2.1e+07
+    enphase_site_production_power_watts{site_id="1234567"} 560.0
+
+Units, per field: ``battery_details.aggregate_soc`` and the ``batteryConfig`` percentages are % (→ ratio);
+``last_report_date`` is epoch s; the energy arrays are Wh per interval (see ``energy_day``).
+
+Power is the mean of the latest *settled* interval: the newest closed bucket keeps growing for several
+minutes after it closes (a first read is about a third of its final value), so an interval counts only once a
+whole interval length has passed since its end, and only if the site had reported past its end.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from exporter.sources.energy_day import EnergyDay, parse_day
+from exporter.values import PERCENT_TO_RATIO, Parsed, Reader, require_object
+
+ENDPOINT = "today"
+
+PROFILES = ("self_consumption", "cost_savings", "backup_only", "ai_optimisation", "expert", "unknown")
+# Spellings seen across Enphase apps and APIs for the same profiles.
+_PROFILE_ALIASES = {
+    "savings_mode": "cost_savings",
+    "savings": "cost_savings",
+    "full_backup": "backup_only",
+    "backup": "backup_only",
+    "ai_optimization": "ai_optimisation",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Today:
+    site_start_date: str | None  # YYYY-MM-DD, the first day the site reported
+    last_report_timestamp: float | None
+    state_of_charge_ratio: float | None
+    backup_reserve_ratio: float | None
+    very_low_soc_ratio: float | None
+    charge_from_grid: bool | None
+    profile: str | None  # one of PROFILES, or None when the payload has no profile at all
+    day: EnergyDay | None
+    power_watts: Mapping[str, float]  # channel -> mean W of the latest settled interval
+    power_interval_end_timestamp: float | None
+
+
+def path(site_id: str) -> str:
+    return f"/pv/systems/{site_id}/today"
+
+
+def parse(payload: Any, now: float) -> Parsed[Today]:
+    """``now`` decides which intervals have settled; it is a parameter so the parser stays pure."""
+    body = require_object(payload, "today")
+    reader = Reader()
+    battery = reader.mapping(body, "battery_details", "today")
+    config = reader.mapping(body, "batteryConfig", "today")
+    last_report = reader.timestamp(body, "last_report_date", "today", epoch_unit="s")
+    day = _parse_today_stats(body, reader)
+    power, interval_end = _settled_power(day, now, last_report) if day else ({}, None)
+    today = Today(
+        site_start_date=_start_date(body, reader),
+        last_report_timestamp=last_report,
+        state_of_charge_ratio=reader.number(
+            battery, "aggregate_soc", "battery_details", scale=PERCENT_TO_RATIO
+        ),
+        backup_reserve_ratio=reader.number(
+            config, "battery_backup_percentage", "batteryConfig", scale=PERCENT_TO_RATIO
+        ),
+        very_low_soc_ratio=reader.number(config, "very_low_soc", "batteryConfig", scale=PERCENT_TO_RATIO),
+        charge_from_grid=reader.flag(config, "charge_from_grid", "batteryConfig"),
+        profile=_profile(config, reader),
+        day=day,
+        power_watts=power,
+        power_interval_end_timestamp=interval_end,
+    )
+    return Parsed(today, tuple(reader.problems))
+
+
+def _parse_today_stats(body: Mapping[str, Any], reader: Reader) -> EnergyDay | None:
+    items = reader.objects(body, "stats", "today")
+    if not items:
+        return None
+    if len(items) > 1:
+        reader.problem("today.stats", f"expected one item, got {len(items)}; the last one is used")
+    return parse_day(items[-1], "today.stats", reader)
+
+
+def _settled_power(
+    day: EnergyDay, now: float, last_report: float | None
+) -> tuple[dict[str, float], float | None]:
+    length = day.interval_seconds
+    longest = max((len(series) for series in day.channels.values()), default=0)
+    for index in range(longest - 1, -1, -1):
+        end = day.interval_start(index + 1)
+        settled = end + length <= now and (last_report is None or end <= last_report)
+        if not settled:
+            continue
+        power = {
+            channel: series[index] / length  # joules per second = watts
+            for channel, series in day.channels.items()
+            if index < len(series) and series[index] is not None
+        }
+        return power, end
+    return {}, None
+
+
+def _profile(config: Mapping[str, Any], reader: Reader) -> str | None:
+    raw = config.get("usage")
+    if raw is None:
+        return None
+    name = re.sub(r"[\s-]+", "_", raw.strip().lower()) if isinstance(raw, str) else ""
+    name = _PROFILE_ALIASES.get(name, name)
+    if name in PROFILES and name != "unknown":
+        return name
+    reader.problem("batteryConfig.usage", f"unknown battery profile {raw!r}")
+    return "unknown"
+
+
+def _start_date(body: Mapping[str, Any], reader: Reader) -> str | None:
+    raw = body.get("start_date")
+    if raw is None:
+        return None
+    if isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw.strip()):
+        return raw.strip()
+    seconds = reader.timestamp(body, "start_date", "today", epoch_unit="s")
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).date().isoformat()
