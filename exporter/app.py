@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, disable_created_metrics
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__
@@ -41,6 +41,7 @@ def build(
     settings: Settings, *, process_metrics: bool = False, clock: Callable[[], float] = time.time
 ) -> Exporter:
     """Everything but the scheduler and the HTTP server. Raises ``SessionFileError`` for an unsafe file."""
+    disable_created_metrics()  # *_created series are noise for an exporter's counters
     registry = CollectorRegistry()
     transport = Transport(
         settings.base_url,

@@ -213,6 +213,7 @@ class PasswordLogin:
         self._lock = threading.Lock()
         self._session = saved  # read (and its file mode checked) at start-up, by the caller
         self._generation = 0
+        self._pause_reason = ""
         self.state = AuthState(
             ok=saved is not None, session_expires_at=saved.token_expires_at if saved else None
         )
@@ -278,54 +279,56 @@ class PasswordLogin:
         now = self._clock()
         paused = self.state.login_paused_until
         if paused is not None and now < paused:
-            raise AuthError(f"login paused until {_iso(paused)}")
+            raise AuthError(f"{self._pause_reason}; no login until {_iso(paused)}")
         if not self._password:
-            self._pause(self._login_pause)
-            raise AuthError("the saved session expired and no password is set: run `enphase-exporter login`")
+            raise self._pause(
+                self._login_pause,
+                "the saved session expired and no password is set: run `enphase-exporter login`",
+            )
         form = {"user[email]": self._email, "user[password]": self._password}
         try:
             reply = self._transport.request("login", "POST", "/login/login.json", data=form)
             if reply.status == 406:  # a User-Agent the JSON endpoint dislikes; the HTML form still works
                 reply = self._transport.request("login", "POST", "/login/login", data=form)
-        except UpstreamUnavailable:
-            self._pause(TRANSIENT_LOGIN_PAUSE)
-            raise
+        except UpstreamUnavailable as error:
+            raise self._pause(TRANSIENT_LOGIN_PAUSE, f"login failed: {error}") from None
         body = _json_or_none(reply)
         message = str(body.get("message", "")) if isinstance(body, Mapping) else ""
         if "too many active sessions" in message.lower():
-            self._pause(self._login_pause)
+            failure = self._pause(self._login_pause, "Enlighten answered 'Too many active sessions'")
             log.error(
                 "Enlighten answered 'Too many active sessions'. No login will be attempted until %s; "
                 "meanwhile make sure no other program logs in to this account repeatedly.",
                 _iso(self.state.login_paused_until or now),
             )
-            raise AuthError("too many active sessions; login paused")
+            raise failure
         if reply.status == 401:
-            self._pause(self._login_pause)
+            failure = self._pause(self._login_pause, "email or password rejected")
             log.error(
                 "Enlighten rejected the email or password; fix ENPHASE_EMAIL/ENPHASE_PASSWORD. "
                 "No login will be attempted until %s.",
                 _iso(self.state.login_paused_until or now),
             )
-            raise AuthError("email or password rejected")
+            raise failure
         if reply.status < 400:
             session = session_from_login(reply, body)
             if session is not None:
                 log.info("Logged in to Enlighten")
                 return session
             if _asks_for_mfa(reply, body):
-                self._pause(self._login_pause)
                 log.error(
                     "This Enlighten account uses multi-factor authentication: run "
                     "`enphase-exporter login` once on a terminal to create the session."
                 )
-                raise AuthError("MFA required: run `enphase-exporter login`")
-        self._pause(TRANSIENT_LOGIN_PAUSE)
-        raise AuthError(f"login failed: HTTP {reply.status}")
+                raise self._pause(self._login_pause, "MFA required: run `enphase-exporter login`")
+        raise self._pause(TRANSIENT_LOGIN_PAUSE, f"login failed: HTTP {reply.status}")
 
-    def _pause(self, seconds: float) -> None:
+    def _pause(self, seconds: float, reason: str) -> AuthError:
+        """Stop logging in for a while; returns the error to raise now (and, with its reason, until then)."""
         self.state.login_paused_until = self._clock() + seconds
         self.state.ok = False
+        self._pause_reason = reason
+        return AuthError(f"{reason}; no login until {_iso(self.state.login_paused_until)}")
 
 
 def interactive_login(

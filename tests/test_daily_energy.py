@@ -35,8 +35,11 @@ def test_lifetime_without_today_uses_the_partial_day():
 
 def test_a_channel_no_day_measured_is_absent():
     ledger = DayLedger()
-    ledger.record(daily_energy.parse({"stats": [{"start_time": 1774566000, "interval_length": 900,
-                                                  "production": [5], "charge": []}]}).value)
+    ledger.record(
+        daily_energy.parse(
+            {"stats": [{"start_time": 1774566000, "interval_length": 900, "production": [5], "charge": []}]}
+        ).value
+    )
     assert set(ledger.totals(None)) == {"production"}
 
 

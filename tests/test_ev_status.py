@@ -18,7 +18,13 @@ def test_live_shape_while_charging():
     assert status.any_charging
     c = status.chargers[0]
     assert (c.serial, c.name, c.connected, c.plugged_in, c.charging, c.faulted) == (
-        "EV1111111111", "Carport", True, True, True, False)
+        "EV1111111111",
+        "Carport",
+        True,
+        True,
+        True,
+        False,
+    )
     assert [(k.connector_id, k.status) for k in c.connectors] == [("1", "charging")]
 
 

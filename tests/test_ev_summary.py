@@ -14,7 +14,11 @@ def test_live_shape_numbers_sent_as_strings():
     assert parsed.problems == ()
     c = parsed.value.chargers[0]
     assert (c.serial, c.name, c.model, c.firmware_version) == (
-        "EV1111111111", "Carport", "IQ-EVSE-EU-3032", "25.37.1.13")
+        "EV1111111111",
+        "Carport",
+        "IQ-EVSE-EU-3032",
+        "25.37.1.13",
+    )
     assert c.max_current_amperes == 32.0
     assert (c.charge_level_min_amperes, c.charge_level_max_amperes) == (6.0, 32.0)  # "6", "32"
     assert c.operating_voltage_volts == 230.0  # "230"

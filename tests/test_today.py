@@ -104,9 +104,15 @@ def test_seed_payload_without_stats():
 
 @pytest.mark.parametrize(
     ("usage", "profile"),
-    [("self-consumption", "self_consumption"), ("cost_savings", "cost_savings"), ("backup_only", "backup_only"),
-     ("ai_optimisation", "ai_optimisation"), ("expert", "expert"), ("savings-mode", "cost_savings"),
-     ("moon-mode", "unknown")],
+    [
+        ("self-consumption", "self_consumption"),
+        ("cost_savings", "cost_savings"),
+        ("backup_only", "backup_only"),
+        ("ai_optimisation", "ai_optimisation"),
+        ("expert", "expert"),
+        ("savings-mode", "cost_savings"),
+        ("moon-mode", "unknown"),
+    ],
 )
 def test_profiles(usage, profile):
     payload = load_fixture("today_seed_battery.json")

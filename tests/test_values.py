@@ -62,7 +62,9 @@ def test_missing_keys_count_only_when_required():
     assert reader.problems == ["x.v: missing"]
 
 
-@pytest.mark.parametrize(("raw", "expected"), [(True, True), (0, False), (1, True), ("true", True), ("0", False)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(True, True), (0, False), (1, True), ("true", True), ("0", False)]
+)
 def test_flags(raw, expected):
     assert Reader().flag({"f": raw}, "f", "x") is expected
 

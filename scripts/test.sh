@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian machine: installs what the tests need, lints, tests.
+# Usage: bash scripts/test.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
+# promtool (Debian package prometheus) checks the exposition and the alert rules.
+if ! command -v promtool >/dev/null; then
+  echo "--- installing Debian packages: prometheus"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
+echo "--- installing the exporter with its test dependencies"
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+
+echo "--- ruff"
+python3 -m ruff check .
+python3 -m ruff format --check exporter tests
+
+echo "--- pytest"
+python3 -m pytest "$@"

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from exporter.config import ConfigError, Secret, load, markdown_table
+
+CREDENTIALS = {"ENPHASE_EMAIL": "owner@example.com", "ENPHASE_PASSWORD": "pw-123456"}
+
+
+def test_defaults():
+    settings = load({}, CREDENTIALS)
+    assert settings.base_url == "https://enlighten.enphaseenergy.com"
+    assert (settings.ev_status_interval, settings.ev_status_charging_interval) == (60, 30)
+    assert (settings.ev_summary_interval, settings.today_interval, settings.daily_energy_interval) == (
+        900,
+        300,
+        3600,
+    )
+    assert settings.request_budget == 500
+    assert (settings.listen_host, settings.listen_port) == ("", 8466)
+    assert not 9100 <= settings.listen_port <= 9999
+    assert settings.login_backoff >= 3600
+    assert settings.session_file.name == "session.json"
+
+
+def test_flags_override_environment_which_overrides_defaults():
+    env = {**CREDENTIALS, "ENPHASE_TODAY_INTERVAL": "600", "ENPHASE_EV_STATUS_INTERVAL": "120"}
+    settings = load({"today_interval": "900"}, env)
+    assert settings.today_interval == 900
+    assert settings.ev_status_interval == 120
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ENPHASE_TODAY_INTERVAL": "5m"}, "ENPHASE_TODAY_INTERVAL: expected a whole number of seconds"),
+        ({"ENPHASE_EV_STATUS_INTERVAL": "5"}, "ENPHASE_EV_STATUS_INTERVAL: must be at least 15"),
+        ({"ENPHASE_SITE_ID": "12,abc"}, "ENPHASE_SITE_ID: site ids are numbers"),
+        ({"ENPHASE_BASE_URL": "enlighten"}, "ENPHASE_BASE_URL: expected an http(s) URL"),
+        ({"ENPHASE_LISTEN": "localhost:99999"}, "ENPHASE_LISTEN: port must be 1-65535"),
+        ({"ENPHASE_REQUEST_BUDGET": "0"}, "ENPHASE_REQUEST_BUDGET: must be between 10"),
+        ({"ENPHASE_DEMO": "maybe"}, "ENPHASE_DEMO: expected true or false"),
+        ({"ENPHASE_HISTORY_START": "2023/08/10"}, "ENPHASE_HISTORY_START: expected a date"),
+    ],
+)
+def test_bad_values_name_the_setting(env, message):
+    with pytest.raises(ConfigError) as raised:
+        load({}, {**CREDENTIALS, **env})
+    assert str(raised.value).startswith(message)
+
+
+def test_a_bad_flag_names_the_flag_and_its_variable():
+    with pytest.raises(ConfigError, match=r"^--today-interval \(ENPHASE_TODAY_INTERVAL\): "):
+        load({"today_interval": "x"}, CREDENTIALS)
+
+
+def test_credential_rules():
+    with pytest.raises(ConfigError, match="no credentials"):
+        load({}, {})
+    with pytest.raises(ConfigError, match="need both"):
+        load({}, {"ENPHASE_E_AUTH_TOKEN": "t-1234"})
+    with pytest.raises(ConfigError, match="ENPHASE_EMAIL: a password is set"):
+        load({}, {"ENPHASE_PASSWORD": "pw-1234"})
+    assert load({"demo": "1"}, {}).demo
+    assert load({}, {"ENPHASE_E_AUTH_TOKEN": "t-1234", "ENPHASE_COOKIE": "c=1"}).uses_pasted_headers
+
+
+def test_password_file(tmp_path):
+    secret_file = tmp_path / "password"
+    secret_file.write_text("from-a-file-77\n")
+    settings = load({}, {"ENPHASE_EMAIL": "a@b.c", "ENPHASE_PASSWORD_FILE": str(secret_file)})
+    assert settings.password == Secret("from-a-file-77")
+    with pytest.raises(ConfigError, match="ENPHASE_PASSWORD_FILE: cannot read"):
+        load({}, {"ENPHASE_EMAIL": "a@b.c", "ENPHASE_PASSWORD_FILE": str(tmp_path / "missing")})
+
+
+def test_secrets_stay_out_of_repr():
+    settings = load({}, {**CREDENTIALS, "ENPHASE_HISTORY_START": "2023-08-10"})
+    assert "pw-123456" not in repr(settings) and "pw-123456" not in str(settings.password)
+    assert settings.history_start == date(2023, 8, 10)
+
+
+def test_site_ids_are_deduplicated_in_order():
+    assert load({}, {**CREDENTIALS, "ENPHASE_SITE_ID": "3, 1,3"}).site_ids == ("3", "1")
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:9000", ":8466", "8466", "[::1]:8466"])
+def test_listen_forms(listen):
+    settings = load({}, {**CREDENTIALS, "ENPHASE_LISTEN": listen})
+    assert settings.listen_port in (9000, 8466)
+
+
+def test_cli_prints_one_line_and_exits_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "once", "--today-interval", "soon"],
+        capture_output=True,
+        text=True,
+        env={"ENPHASE_EMAIL": "a@b.c", "PATH": ""},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "enphase-exporter: error: --today-interval (ENPHASE_TODAY_INTERVAL): "
+        "expected a whole number of seconds, "
+        "got 'soon'"
+    ]
+
+
+def test_readme_configuration_table_is_current():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert markdown_table() in readme

@@ -1,0 +1,138 @@
+"""``enphase-exporter once`` as a user runs it: a subprocess pointed at a scripted cloud on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixture_cloud import EMAIL, PASSWORD, PASTED_COOKIE, PASTED_TOKEN, FixtureCloud
+
+GOLDEN = Path(__file__).parent / "golden" / "once.prom"
+# Values that depend on the wall clock or on latency; their lines are kept, their values masked.
+VOLATILE = re.compile(r"^(enphase_source_last_success_timestamp_seconds\{.*\}) .*$", re.M)
+LATENCY = re.compile(r"^enphase_api_request_duration_seconds.*\n", re.M)
+
+
+def run_once(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ENPHASE_")}
+    clean.update({"ENPHASE_SESSION_FILE": str(tmp_path / "session.json"), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "once", *args],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def normalise(exposition: str) -> str:
+    return LATENCY.sub("", VOLATILE.sub(r"\1 <time>", exposition))
+
+
+def promtool_check(exposition: str) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing: the test command installs the Debian package prometheus")
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    result = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_once_with_pasted_headers_matches_the_golden_exposition(tmp_path):
+    with FixtureCloud() as cloud:
+        result = run_once(
+            {
+                "ENPHASE_BASE_URL": cloud.base_url,
+                "ENPHASE_E_AUTH_TOKEN": PASTED_TOKEN,
+                "ENPHASE_COOKIE": PASTED_COOKIE,
+            },
+            tmp_path,
+        )
+    assert result.returncode == 0, result.stderr
+    assert not any(path.startswith("/login") for _, path in cloud.requests)
+    actual = normalise(result.stdout)
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(actual)
+    assert actual == GOLDEN.read_text()
+    promtool_check(result.stdout)
+
+
+def test_once_with_email_and_password_logs_in_once_and_prints_the_same_values(tmp_path):
+    with FixtureCloud() as cloud:
+        result = run_once(
+            {"ENPHASE_BASE_URL": cloud.base_url, "ENPHASE_EMAIL": EMAIL, "ENPHASE_PASSWORD": PASSWORD},
+            tmp_path,
+        )
+    assert result.returncode == 0, result.stderr
+    assert [path for method, path in cloud.requests if method == "POST"] == ["/login/login.json"]
+    site_lines = [line for line in normalise(result.stdout).splitlines() if "7654321" in line]
+    golden_site_lines = [line for line in GOLDEN.read_text().splitlines() if "7654321" in line]
+    assert site_lines == golden_site_lines
+    assert (tmp_path / "session.json").stat().st_mode & 0o777 == 0o600
+    assert PASSWORD not in result.stderr + result.stdout
+
+
+def test_discovery_deduplicates_and_history_starts_at_the_sites_first_day(tmp_path):
+    with FixtureCloud() as cloud:
+        run_once(
+            {
+                "ENPHASE_BASE_URL": cloud.base_url,
+                "ENPHASE_E_AUTH_TOKEN": PASTED_TOKEN,
+                "ENPHASE_COOKIE": PASTED_COOKIE,
+            },
+            tmp_path,
+        )
+    paths = [path for _, path in cloud.requests]
+    assert sum("/today" in p for p in paths) == 1  # the site listed twice is polled once
+    assert any(p.endswith("daily_energy?start_date=2023-08-10") for p in paths)
+
+
+def test_a_failing_source_exits_1_and_keeps_the_others(tmp_path):
+    with FixtureCloud() as cloud:
+        del cloud.routes["/pv/systems/7654321/today"]
+        result = run_once(
+            {
+                "ENPHASE_BASE_URL": cloud.base_url,
+                "ENPHASE_E_AUTH_TOKEN": PASTED_TOKEN,
+                "ENPHASE_COOKIE": PASTED_COOKIE,
+                "ENPHASE_SITE_ID": "7654321",
+            },
+            tmp_path,
+        )
+    assert result.returncode == 1
+    assert 'enphase_source_up{site_id="7654321",source="today"} 0.0' in result.stdout
+    assert 'enphase_ev_charger_charging{serial="EV1111111111",site_id="7654321"} 1.0' in result.stdout
+    assert "enphase_battery_state_of_charge_ratio" not in result.stdout  # never read: absent, not 0
+    assert "today: HTTP 404" in result.stderr
+
+
+def test_wrong_password_exits_1_with_a_clear_line(tmp_path):
+    with FixtureCloud() as cloud:
+        result = run_once(
+            {
+                "ENPHASE_BASE_URL": cloud.base_url,
+                "ENPHASE_EMAIL": EMAIL,
+                "ENPHASE_PASSWORD": "wrong-password-1",
+            },
+            tmp_path,
+        )
+    assert result.returncode == 1
+    assert "email or password rejected" in result.stderr
+    assert "wrong-password-1" not in result.stderr + result.stdout
+    assert "enphase_auth_ok 0.0" in result.stdout
+
+
+def test_once_against_the_demo_cloud_passes_promtool(tmp_path):
+    result = run_once({}, tmp_path, "--demo")
+    assert result.returncode == 0, result.stderr
+    assert "enphase_ev_charger_connected{" in result.stdout
+    assert "enphase_battery_state_of_charge_ratio{" in result.stdout
+    assert "enphase_site_production_joules_total{" in result.stdout
+    promtool_check(result.stdout)

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+
+from exporter.config import load
+from exporter.scheduler import PollScheduler, stretch_factor
+from exporter.snapshot import SnapshotStore
+from exporter.sources.ev_status import ChargerStatus, EvStatus
+
+CREDENTIALS = {"ENPHASE_EMAIL": "owner@example.com", "ENPHASE_PASSWORD": "pw-123456"}
+
+
+def settings(**env):
+    return load({}, {**CREDENTIALS, **{k: str(v) for k, v in env.items()}})
+
+
+def test_default_plan_fits_one_site_without_stretching():
+    # worst case per site: 120 (EV status while charging) + 4 + 12 + 1 = 137 requests/hour
+    assert stretch_factor(settings(), 1) == 1.0
+
+
+def test_budget_stretches_intervals_instead_of_exceeding_it():
+    factor = stretch_factor(settings(ENPHASE_REQUEST_BUDGET=100), 2)
+    assert factor == pytest.approx(2 * 137 / 80)
+    scheduler = PollScheduler(settings(ENPHASE_REQUEST_BUDGET=100), poller=None, store=SnapshotStore())
+    scheduler._factor = factor
+    planned = sum(
+        3600 / scheduler.interval(s, charging=s == "ev_status")
+        for s in ("ev_status", "ev_summary", "today", "daily_energy")
+    )
+    assert planned * 2 <= 100
+
+
+class RecordingPoller:
+    def __init__(self, store: SnapshotStore, charging: list[bool]) -> None:
+        self.store, self.charging, self.calls = store, charging, []
+
+    def poll(self, site_id: str, source: str) -> bool:
+        self.calls.append((site_id, source))
+        if source == "ev_status":
+            charger = ChargerStatus(
+                "EV1", None, True, True, self.charging.pop(0), False, (), None, None, None, None, None, None
+            )
+            from dataclasses import replace
+
+            self.store.update_site(site_id, lambda s: replace(s, ev_status=EvStatus(None, None, (charger,))))
+        return True
+
+
+def test_ev_status_polls_faster_while_charging_and_slows_down_after():
+    store = SnapshotStore()
+    poller = RecordingPoller(store, [True, False])
+    scheduler = PollScheduler(settings(), poller, store)
+    scheduler.start(("1", "2"))
+    try:
+        jobs = {job.id: job for job in scheduler._scheduler.get_jobs()}
+        assert set(jobs) == {
+            f"{site}:{source}"
+            for site in "12"
+            for source in ("ev_status", "ev_summary", "today", "daily_energy")
+        }
+        assert jobs["1:ev_status"].trigger.interval.total_seconds() == 60
+        scheduler._run("1", "ev_status")
+        assert scheduler._scheduler.get_job("1:ev_status").trigger.interval.total_seconds() == 30
+        assert scheduler._scheduler.get_job("2:ev_status").trigger.interval.total_seconds() == 60
+        scheduler._run("1", "ev_status")
+        assert scheduler._scheduler.get_job("1:ev_status").trigger.interval.total_seconds() == 60
+    finally:
+        scheduler.shutdown()
+
+
+def test_first_runs_are_staggered_across_sites_and_today_precedes_daily_energy():
+    store = SnapshotStore()
+    scheduler = PollScheduler(settings(), RecordingPoller(store, []), store)
+    scheduler._scheduler.start(paused=True)
+    scheduler._scheduler.start = lambda: None  # keep jobs from running: only their plan is inspected
+    scheduler.start(("1", "2"))
+    try:
+        runs = {job.id: job.next_run_time for job in scheduler._scheduler.get_jobs()}
+        assert runs["1:today"] < runs["1:daily_energy"]
+        assert (runs["2:today"] - runs["1:today"]).total_seconds() == pytest.approx(150)
+    finally:
+        scheduler.shutdown()
