@@ -1,0 +1,1092 @@
+"""Write the Grafana dashboards in grafana/dashboards/ from the panel tables in this file.
+
+    python grafana/build_dashboards.py          # rewrite the JSON files
+    python grafana/build_dashboards.py --check  # exit 1 if a committed file differs from its table
+
+The JSON files are generated; edit this script, run it, and commit both. Only the standard library is
+used, so the script runs wherever the tests run.
+
+Conventions every panel follows (tests/test_alert_rules.py checks them):
+- the data source is the `datasource` template variable, never a fixed uid;
+- every panel sets a unit; energy is converted from joules to kWh in the query (`KWH`), timestamps are
+  turned into milliseconds (`MS`) for Grafana's `dateTimeFromNow`;
+- queries use only metric names the exporter documents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+SCHEMA_VERSION = 39
+DS = {"type": "prometheus", "uid": "${datasource}"}
+
+SITE = 'site_id=~"$site_id"'
+EV = 'site_id=~"$site_id", serial=~"$serial"'
+KWH = " / 3600000"  # joules to kWh: 1 kWh = 3 600 000 J
+MS = " * 1000"  # Unix seconds to the milliseconds Grafana's time units expect
+
+# enphase_ev_charger_connector_status is a state set (value 1 on the current status only). The state
+# timeline needs one series per connector whose value is the status, so each status gets a number;
+# summing the weighted state set yields the number of the current status.
+CONNECTOR_STATUSES = [
+    ("available", "green"),
+    ("preparing", "light-blue"),
+    ("charging", "blue"),
+    ("finishing", "light-purple"),
+    ("suspended", "yellow"),
+    ("suspended_ev", "light-yellow"),
+    ("suspended_evse", "orange"),
+    ("faulted", "red"),
+    ("unavailable", "dark-red"),
+    ("reserved", "purple"),
+    ("unknown", "text"),
+]
+
+
+def connector_status_code(selector: str) -> str:
+    weighted = "\n  or ".join(
+        f'{code} * enphase_ev_charger_connector_status{{{selector}, status="{status}"}}'
+        for code, (status, _) in enumerate(CONNECTOR_STATUSES, start=1)
+    )
+    return f"sum by (site_id, serial, connector) (\n  {weighted}\n)"
+
+
+CONNECTOR_STATUS_MAPPINGS = {
+    code: (status, color) for code, (status, color) in enumerate(CONNECTOR_STATUSES, 1)
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Panel building blocks
+
+
+def q(expr: str, legend: str = "", *, instant: bool = False, table: bool = False) -> dict:
+    """One Prometheus query; `refId` is filled in by the panel."""
+    target = {"datasource": DS, "editorMode": "code", "expr": expr, "legendFormat": legend}
+    if instant or table:
+        target.update(instant=True, range=False)
+    else:
+        target.update(instant=False, range=True)
+    if table:
+        target["format"] = "table"
+    return target
+
+
+def value_mappings(mapping: dict[int, tuple[str, str]]) -> list[dict]:
+    options = {
+        str(value): {"text": text, "color": color, "index": index}
+        for index, (value, (text, color)) in enumerate(mapping.items())
+    }
+    return [{"type": "value", "options": options}]
+
+
+def thresholds(*steps: tuple[float | None, str]) -> dict:
+    return {"mode": "absolute", "steps": [{"color": color, "value": value} for value, color in steps]}
+
+
+GREEN = thresholds((None, "green"))
+YES_NO = {0: ("no", "transparent"), 1: ("yes", "green")}
+UP_DOWN = {0: ("down", "red"), 1: ("up", "green")}
+
+
+def override(ref_id: str, **properties) -> dict:
+    """Field overrides for the series of one query, e.g. override("B", **DASHED)."""
+    return {
+        "matcher": {"id": "byFrameRefID", "options": ref_id},
+        "properties": [{"id": key.replace("__", "."), "value": value} for key, value in properties.items()],
+    }
+
+
+def fixed(color: str) -> dict:
+    return {"mode": "fixed", "fixedColor": color}
+
+
+DASHED = {"custom__lineStyle": {"fill": "dash", "dash": [10, 10]}, "custom__fillOpacity": 0}
+DOTTED = {"custom__lineStyle": {"fill": "dot", "dash": [0, 10]}, "custom__fillOpacity": 0}
+
+
+def panel(
+    kind: str,
+    title: str,
+    unit: str,
+    targets: list[dict],
+    *,
+    w: int,
+    h: int,
+    description: str = "",
+    options: dict | None = None,
+    custom: dict | None = None,
+    defaults: dict | None = None,
+    overrides: list[dict] | None = None,
+    **extra,
+) -> dict:
+    field_defaults = {"unit": unit, "mappings": [], "thresholds": GREEN, "color": {"mode": "thresholds"}}
+    if custom is not None:
+        field_defaults["custom"] = custom
+    field_defaults.update(defaults or {})
+    result = {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "gridPos": {"h": h, "w": w, "x": 0, "y": 0},
+        "fieldConfig": {"defaults": field_defaults, "overrides": overrides or []},
+        "options": options or {},
+        "targets": [dict(target, refId=chr(ord("A") + i)) for i, target in enumerate(targets)],
+    }
+    result.update(extra)
+    return result
+
+
+LEGEND = {"showLegend": True, "displayMode": "list", "placement": "bottom", "calcs": []}
+LAST = {"calcs": ["lastNotNull"], "fields": "", "values": False}
+
+
+def timeseries(
+    title: str,
+    unit: str,
+    targets: list[dict],
+    *,
+    w: int = 12,
+    h: int = 8,
+    step: bool = False,
+    bars: bool = False,
+    stack: bool = False,
+    fill: int = 10,
+    min_max: tuple[float, float] | None = None,
+    palette: bool = True,
+    **kwargs,
+) -> dict:
+    custom = {
+        "drawStyle": "bars" if bars else "line",
+        "lineInterpolation": "stepAfter" if step else "linear",
+        "lineWidth": 1,
+        "fillOpacity": 80 if bars else fill,
+        "showPoints": "never",
+        "spanNulls": False,
+        "axisPlacement": "auto",
+        "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+    }
+    defaults = kwargs.pop("defaults", {})
+    if palette:
+        defaults.setdefault("color", {"mode": "palette-classic"})
+    if min_max is not None:
+        defaults.update(min=min_max[0], max=min_max[1])
+    options = {"legend": LEGEND, "tooltip": {"mode": "multi", "sort": "none"}}
+    return panel(
+        "timeseries",
+        title,
+        unit,
+        targets,
+        w=w,
+        h=h,
+        options=options,
+        custom=custom,
+        defaults=defaults,
+        **kwargs,
+    )
+
+
+def stat(
+    title: str,
+    unit: str,
+    targets: list[dict],
+    *,
+    w: int = 4,
+    h: int = 4,
+    mappings: dict[int, tuple[str, str]] | None = None,
+    color: str | None = None,
+    text_mode: str = "auto",
+    graph: bool = False,
+    no_value: str | None = None,
+    decimals: int | None = None,
+    **kwargs,
+) -> dict:
+    defaults = kwargs.pop("defaults", {})
+    if mappings is not None:
+        defaults["mappings"] = value_mappings(mappings)
+    if color is not None:
+        defaults["color"] = fixed(color)
+    if no_value is not None:
+        defaults["noValue"] = no_value
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    options = {
+        "reduceOptions": LAST,
+        "orientation": "auto",
+        "textMode": text_mode,
+        "colorMode": "value" if (mappings or color or "thresholds" in defaults) else "none",
+        "graphMode": "area" if graph else "none",
+        "justifyMode": "auto",
+        "wideLayout": True,
+        "showPercentChange": False,
+        "percentChangeColorMode": "standard",
+    }
+    return panel("stat", title, unit, targets, w=w, h=h, options=options, defaults=defaults, **kwargs)
+
+
+def state_timeline(
+    title: str,
+    targets: list[dict],
+    mappings: dict[int, tuple[str, str]],
+    *,
+    w: int = 24,
+    h: int = 6,
+    **kwargs,
+) -> dict:
+    options = {
+        "mergeValues": True,
+        "showValue": "auto",
+        "alignValue": "left",
+        "rowHeight": 0.9,
+        "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom", "calcs": []},
+        "tooltip": {"mode": "single", "sort": "none"},
+    }
+    defaults = {"mappings": value_mappings(mappings), "color": {"mode": "thresholds"}}
+    custom = {"fillOpacity": 80, "lineWidth": 0}
+    return panel(
+        "state-timeline",
+        title,
+        "none",
+        targets,
+        w=w,
+        h=h,
+        options=options,
+        custom=custom,
+        defaults=defaults,
+        **kwargs,
+    )
+
+
+def bargauge(title: str, unit: str, targets: list[dict], *, w: int = 6, h: int = 8, **kwargs) -> dict:
+    options = {
+        "reduceOptions": LAST,
+        "orientation": "horizontal",
+        "displayMode": "gradient",
+        "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom", "calcs": []},
+        "valueMode": "color",
+        "namePlacement": "auto",
+        "showUnfilled": True,
+        "sizing": "auto",
+        "minVizHeight": 16,
+        "minVizWidth": 8,
+        "maxVizHeight": 300,
+    }
+    kwargs.setdefault("defaults", {"color": {"mode": "continuous-GrYlRd"}})
+    return panel("bargauge", title, unit, targets, w=w, h=h, options=options, **kwargs)
+
+
+def gauge(title: str, unit: str, targets: list[dict], *, w: int = 4, h: int = 5, **kwargs) -> dict:
+    options = {
+        "reduceOptions": LAST,
+        "orientation": "auto",
+        "showThresholdLabels": False,
+        "showThresholdMarkers": True,
+        "sizing": "auto",
+        "minVizHeight": 75,
+        "minVizWidth": 75,
+    }
+    return panel("gauge", title, unit, targets, w=w, h=h, options=options, **kwargs)
+
+
+def info_table(
+    title: str, targets: list[dict], columns: list[str], *, w: int = 12, h: int = 6, **kwargs
+) -> dict:
+    """A table of the labels of an `_info` metric, one row per series, showing `columns` in order."""
+    options = {
+        "showHeader": True,
+        "cellHeight": "sm",
+        "frameIndex": 0,
+        "footer": {"show": False, "reducer": ["sum"]},
+    }
+    transformations = [
+        {"id": "merge", "options": {}},
+        {
+            "id": "organize",
+            "options": {
+                "excludeByName": {
+                    "Time": True,
+                    "Value": True,
+                    "__name__": True,
+                    "job": True,
+                    "instance": True,
+                },
+                "indexByName": {column: i for i, column in enumerate(columns)},
+                "renameByName": {},
+            },
+        },
+    ]
+    return panel(
+        "table", title, "none", targets, w=w, h=h, options=options, transformations=transformations, **kwargs
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dashboard frame
+
+
+def datasource_variable() -> dict:
+    return {
+        "name": "datasource",
+        "label": "Data source",
+        "type": "datasource",
+        "query": "prometheus",
+        "regex": "",
+        "hide": 0,
+        "includeAll": False,
+        "multi": False,
+        "options": [],
+        "refresh": 1,
+        "skipUrlSync": False,
+    }
+
+
+def query_variable(name: str, label: str, query: str, *, multi: bool) -> dict:
+    variable = {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DS,
+        "definition": query,
+        "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "regex": "",
+        "hide": 0,
+        "includeAll": multi,
+        "multi": multi,
+        "options": [],
+        "refresh": 2,
+        "skipUrlSync": False,
+        "sort": 1,
+    }
+    if multi:
+        variable["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
+    return variable
+
+
+def layout(rows: list[list[dict]]) -> list[dict]:
+    """Place panels left to right, row after row; each row is as tall as its tallest panel."""
+    placed, y, panel_id = [], 0, 1
+    for row in rows:
+        x = 0
+        for item in row:
+            grid = item["gridPos"]
+            if x + grid["w"] > 24:
+                raise ValueError(f"row too wide at panel {item['title']!r}")
+            placed.append({"id": panel_id, **item, "gridPos": dict(grid, x=x, y=y)})
+            x += grid["w"]
+            panel_id += 1
+        y += max(item["gridPos"]["h"] for item in row)
+    return placed
+
+
+def dashboard(uid: str, title: str, description: str, variables: list[dict], rows: list[list[dict]]) -> dict:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["enphase"],
+        "id": None,
+        "version": 1,
+        "schemaVersion": SCHEMA_VERSION,
+        "editable": True,
+        "graphTooltip": 1,
+        "liveNow": False,
+        "fiscalYearStartMonth": 0,
+        "weekStart": "",
+        "timezone": "browser",
+        "refresh": "1m",
+        "time": {"from": "now-24h", "to": "now"},
+        "timepicker": {},
+        # Grafana adds its built-in annotation query itself.
+        "annotations": {"list": []},
+        "links": [
+            {
+                "type": "dashboards",
+                "title": "Enphase dashboards",
+                "tags": ["enphase"],
+                "asDropdown": True,
+                "includeVars": True,
+                "keepTime": True,
+                "icon": "external link",
+                "targetBlank": False,
+                "tooltip": "",
+                "url": "",
+            }
+        ],
+        "templating": {"list": variables},
+        "panels": layout(rows),
+    }
+
+
+SITE_VARIABLE_SINGLE = ("site_id", "Site", "label_values(enphase_up, site_id)")
+
+# ---------------------------------------------------------------------------------------------------
+# Site overview
+
+POWER_NOTE = (
+    "Mean power of the latest settled 15-minute interval reported by the Enphase cloud, so it lags real "
+    "time by 15 to 30 minutes."
+)
+SITE_FLOWS = [
+    # (title, metric stem, colour)
+    ("Solar production", "site_production", "yellow"),
+    ("Consumption", "site_consumption", "blue"),
+    ("Grid import", "site_grid_import", "red"),
+    ("Grid export", "site_grid_export", "green"),
+    ("Battery charge", "battery_charge", "purple"),
+    ("Battery discharge", "battery_discharge", "orange"),
+]
+
+
+def site_overview() -> dict:
+    power_stats = [
+        stat(
+            f"{title} now",
+            "watt",
+            [q(f"sum(enphase_{stem}_power_watts{{{SITE}}})", title)],
+            color=color,
+            graph=True,
+            description=POWER_NOTE,
+        )
+        for title, stem, color in SITE_FLOWS
+    ]
+    power_over_time = timeseries(
+        "Power",
+        "watt",
+        [q(f"enphase_{stem}_power_watts{{{SITE}}}", title) for title, stem, _ in SITE_FLOWS],
+        w=16,
+        h=9,
+        step=True,
+        fill=0,
+        description=POWER_NOTE,
+        overrides=[
+            override(chr(ord("A") + i), color=fixed(color)) for i, (_, _, color) in enumerate(SITE_FLOWS)
+        ],
+    )
+    state_of_charge = timeseries(
+        "Battery state of charge",
+        "percentunit",
+        [
+            q(f"enphase_battery_state_of_charge_ratio{{{SITE}}}", "State of charge"),
+            q(f"enphase_battery_backup_reserve_ratio{{{SITE}}}", "Backup reserve"),
+            q(f"enphase_battery_very_low_soc_ratio{{{SITE}}}", "Very low limit"),
+        ],
+        w=8,
+        h=9,
+        step=True,
+        fill=20,
+        min_max=(0, 1),
+        description="The dashed line is the backup reserve kept for power cuts; the dotted line the very-low "
+        "limit below which the battery stops discharging.",
+        overrides=[
+            override("A", color=fixed("green")),
+            override("B", color=fixed("red"), **DASHED),
+            override("C", color=fixed("dark-red"), **DOTTED),
+        ],
+    )
+    today = [q(f"enphase_{stem}_today_joules{{{SITE}}}{KWH}", title) for title, stem, _ in SITE_FLOWS]
+    lifetime = [q(f"enphase_{stem}_joules_total{{{SITE}}}{KWH}", title) for title, stem, _ in SITE_FLOWS]
+    per_day = [
+        q(f"increase(enphase_{stem}_joules_total{{{SITE}}}[1d]){KWH}", title)
+        for title, stem, _ in SITE_FLOWS[:4]
+    ]
+    colors = [override(chr(ord("A") + i), color=fixed(color)) for i, (_, _, color) in enumerate(SITE_FLOWS)]
+    rows = [
+        power_stats,
+        [
+            gauge(
+                "State of charge",
+                "percentunit",
+                [q(f"enphase_battery_state_of_charge_ratio{{{SITE}}}")],
+                defaults={
+                    "min": 0,
+                    "max": 1,
+                    "thresholds": thresholds((None, "red"), (0.2, "orange"), (0.4, "green")),
+                },
+            ),
+            stat(
+                "Backup reserve",
+                "percentunit",
+                [q(f"enphase_battery_backup_reserve_ratio{{{SITE}}}")],
+                h=5,
+                color="red",
+                description="Share of the battery kept for power cuts.",
+            ),
+            stat(
+                "Battery profile",
+                "none",
+                [q(f"enphase_battery_profile{{{SITE}}} == 1", "{{profile}}")],
+                h=5,
+                text_mode="name",
+                color="blue",
+            ),
+            stat(
+                "Charge from grid",
+                "none",
+                [q(f"enphase_battery_charge_from_grid_enabled{{{SITE}}}")],
+                h=5,
+                mappings={0: ("not allowed", "text"), 1: ("allowed", "blue")},
+            ),
+            stat(
+                "Site last reported",
+                "dateTimeFromNow",
+                [q(f"enphase_site_last_report_timestamp_seconds{{{SITE}}}{MS}")],
+                h=5,
+                description="When the site's IQ Gateway last reported to the Enphase cloud.",
+            ),
+            stat(
+                "Exporter data",
+                "none",
+                [q(f"enphase_up{{{SITE}}}")],
+                h=5,
+                mappings={0: ("failing", "red"), 1: ("OK", "green")},
+                description="Whether every source of this site succeeded at its latest fetch. Details on "
+                "the Enphase exporter health dashboard.",
+            ),
+        ],
+        [power_over_time, state_of_charge],
+        [
+            stat(
+                "Energy today",
+                "kwatth",
+                today,
+                w=12,
+                h=8,
+                text_mode="value_and_name",
+                decimals=1,
+                color="text",
+                overrides=colors,
+                description="Since local midnight at the site.",
+            ),
+            bargauge(
+                "Energy flows today",
+                "kwatth",
+                [
+                    q(
+                        f"enphase_site_energy_flow_today_joules{{{SITE}}}{KWH}",
+                        "{{source}} → {{sink}}",
+                        instant=True,
+                    )
+                ],
+                description="Where today's energy came from and went to; only the flows the site measures.",
+            ),
+            bargauge(
+                "Measured loads today",
+                "kwatth",
+                [q(f"enphase_site_load_today_joules{{{SITE}}}{KWH}", "{{load}}", instant=True)],
+                description="Loads the site measures separately (EV charger, heat pump, water heater).",
+            ),
+        ],
+        [
+            timeseries(
+                "Energy today, running totals",
+                "kwatth",
+                today,
+                step=True,
+                fill=0,
+                overrides=colors,
+                description="Each line climbs through the day and drops back to zero at local midnight.",
+            ),
+            stat(
+                "Lifetime energy",
+                "kwatth",
+                lifetime,
+                w=12,
+                h=8,
+                text_mode="value_and_name",
+                decimals=1,
+                color="text",
+                overrides=colors,
+                description="Lifetime counters: settled days plus today so far.",
+            ),
+        ],
+        [
+            timeseries(
+                "Energy per day",
+                "kwatth",
+                per_day,
+                w=24,
+                bars=True,
+                overrides=colors,
+                interval="1d",
+                timeFrom="14d",
+                description="Increase of the lifetime counters per 24 hours, over the last 14 days. "
+                "The days run from midnight UTC, not the site's midnight.",
+            ),
+        ],
+    ]
+    name, label, query = SITE_VARIABLE_SINGLE
+    return dashboard(
+        "enphase-site-overview",
+        "Enphase site overview",
+        "Solar, battery, grid and home of one Enphase site, from the Enphase exporter.",
+        [datasource_variable(), query_variable(name, label, query, multi=False)],
+        rows,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# EV charger
+
+
+def ev_charger() -> dict:
+    status_code = connector_status_code(EV)
+    rows = [
+        [
+            stat(
+                "Connector status",
+                "none",
+                [q(status_code, "{{serial}} #{{connector}}")],
+                mappings={0: ("no status", "text"), **CONNECTOR_STATUS_MAPPINGS},
+            ),
+            stat(
+                "Cloud connection",
+                "none",
+                [q(f"enphase_ev_charger_connected{{{EV}}}", "{{serial}}")],
+                mappings={0: ("offline", "red"), 1: ("online", "green")},
+            ),
+            stat(
+                "Fault",
+                "none",
+                [q(f"enphase_ev_charger_faulted{{{EV}}}", "{{serial}}")],
+                mappings={0: ("none", "green"), 1: ("FAULT", "red")},
+            ),
+            stat(
+                "Session energy",
+                "kwatth",
+                [q(f"enphase_ev_charger_session_energy_joules{{{EV}}}{KWH}", "{{serial}}")],
+                color="blue",
+                decimals=2,
+                description="Energy of the current or last session.",
+            ),
+            stat(
+                "Current setpoint",
+                "amp",
+                [q(f"enphase_ev_charger_charging_current_setpoint_amperes{{{EV}}}", "{{serial}}")],
+                color="blue",
+                no_value="not charging",
+            ),
+            stat(
+                "Last report",
+                "dateTimeFromNow",
+                [q(f"enphase_ev_charger_last_report_timestamp_seconds{{{EV}}}{MS}", "{{serial}}")],
+                description="When the charger last reported to the Enphase cloud.",
+            ),
+        ],
+        [
+            state_timeline(
+                "Connector status",
+                [q(status_code, "{{serial}} connector {{connector}}")],
+                {0: ("no status", "text"), **CONNECTOR_STATUS_MAPPINGS},
+            ),
+        ],
+        [
+            state_timeline(
+                "Plugged in, charging, connected, faulted",
+                [
+                    q(f"enphase_ev_charger_plugged_in{{{EV}}}", "{{serial}} plugged in"),
+                    q(f"enphase_ev_charger_charging{{{EV}}}", "{{serial}} charging"),
+                    q(f"enphase_ev_charger_connected{{{EV}}}", "{{serial}} connected to the cloud"),
+                    q(f"enphase_ev_charger_faulted{{{EV}}}", "{{serial}} faulted"),
+                ],
+                YES_NO,
+                h=8,
+                overrides=[
+                    override(
+                        "A",
+                        mappings=value_mappings({0: ("unplugged", "transparent"), 1: ("plugged in", "blue")}),
+                    ),
+                    override(
+                        "B", mappings=value_mappings({0: ("idle", "transparent"), 1: ("charging", "green")})
+                    ),
+                    override(
+                        "C", mappings=value_mappings({0: ("offline", "red"), 1: ("online", "transparent")})
+                    ),
+                    override(
+                        "D", mappings=value_mappings({0: ("no fault", "transparent"), 1: ("fault", "red")})
+                    ),
+                ],
+            ),
+        ],
+        [
+            timeseries(
+                "Session energy",
+                "kwatth",
+                [q(f"enphase_ev_charger_session_energy_joules{{{EV}}}{KWH}", "{{serial}}")],
+                step=True,
+                description="Energy of the current or last session.",
+            ),
+            timeseries(
+                "Charging current against the charge levels",
+                "amp",
+                [
+                    q(f"enphase_ev_charger_charging_current_setpoint_amperes{{{EV}}}", "{{serial}} setpoint"),
+                    q(f"enphase_ev_charger_charge_level_min_amperes{{{EV}}}", "{{serial}} lowest settable"),
+                    q(f"enphase_ev_charger_charge_level_max_amperes{{{EV}}}", "{{serial}} highest settable"),
+                    q(f"enphase_ev_charger_max_current_amperes{{{EV}}}", "{{serial}} hardware maximum"),
+                ],
+                step=True,
+                fill=0,
+                defaults={"min": 0},
+                description="The setpoint exists only while charging. Dashed: the range the charger accepts; "
+                "dotted: the hardware maximum.",
+                overrides=[override("B", **DASHED), override("C", **DASHED), override("D", **DOTTED)],
+            ),
+        ],
+        [
+            stat(
+                "Vehicle plugged in",
+                "dateTimeFromNow",
+                [q(f"enphase_ev_charger_session_plugged_in_timestamp_seconds{{{EV}}}{MS}", "{{serial}}")],
+                w=6,
+                description="Plug-in time of the current or last session.",
+            ),
+            stat(
+                "Charging started",
+                "dateTimeFromNow",
+                [q(f"enphase_ev_charger_session_start_timestamp_seconds{{{EV}}}{MS}", "{{serial}}")],
+                w=6,
+                description="When charging of the current or last session started.",
+            ),
+            stat(
+                "Session cost",
+                "none",
+                [q(f"enphase_ev_charger_session_cost{{{EV}}}", "{{serial}}")],
+                w=6,
+                decimals=2,
+                description="Cost of the current or last session, in the site's currency.",
+            ),
+            stat(
+                "Energy delivered, lifetime",
+                "kwatth",
+                [q(f"enphase_ev_charger_energy_delivered_joules_total{{{EV}}}{KWH}", "{{serial}}")],
+                w=6,
+                decimals=1,
+            ),
+        ],
+        [
+            timeseries(
+                "Energy delivered per day",
+                "kwatth",
+                [
+                    q(
+                        f"increase(enphase_ev_charger_energy_delivered_joules_total{{{EV}}}[1d]){KWH}",
+                        "{{serial}}",
+                    )
+                ],
+                bars=True,
+                interval="1d",
+                timeFrom="14d",
+                description="Increase of the lifetime counter per 24 hours, over the last 14 days. "
+                "The days run from midnight UTC, not the site's midnight.",
+            ),
+            info_table(
+                "Chargers",
+                [q(f"enphase_ev_charger_info{{{EV}}}", table=True)],
+                ["site_id", "serial", "name", "model", "firmware_version"],
+                h=8,
+            ),
+        ],
+        [
+            stat(
+                "Operating voltage",
+                "volt",
+                [q(f"enphase_ev_charger_operating_voltage_volts{{{EV}}}", "{{serial}}")],
+                w=8,
+            ),
+            stat("Phases", "none", [q(f"enphase_ev_charger_phases{{{EV}}}", "{{serial}}")], w=8),
+            stat(
+                "Hardware maximum current",
+                "amp",
+                [q(f"enphase_ev_charger_max_current_amperes{{{EV}}}", "{{serial}}")],
+                w=8,
+            ),
+        ],
+    ]
+    name, label, query = SITE_VARIABLE_SINGLE
+    return dashboard(
+        "enphase-ev-charger",
+        "Enphase EV charger",
+        "Status, sessions and energy of Enphase IQ EV Chargers, from the Enphase exporter.",
+        [
+            datasource_variable(),
+            query_variable(name, label, query, multi=False),
+            query_variable(
+                "serial",
+                "Charger",
+                'label_values(enphase_ev_charger_info{site_id=~"$site_id"}, serial)',
+                multi=True,
+            ),
+        ],
+        rows,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exporter health
+
+# Process metrics of the exporter only, whatever its job is called.
+EXPORTER = " and on (job, instance) enphase_exporter_build_info"
+RATE = "[$__rate_interval]"
+
+
+def exporter_health() -> dict:
+    rows = [
+        [
+            stat(
+                "Prometheus scrape",
+                "none",
+                [q('up{job="enphase"}', "{{instance}}")],
+                mappings=UP_DOWN,
+                description="`up` of the scrape job `enphase`.",
+            ),
+            stat(
+                "Sites",
+                "none",
+                [q(f"enphase_up{{{SITE}}}", "{{site_id}}")],
+                mappings={0: ("failing", "red"), 1: ("OK", "green")},
+                description="1 when every source of the site succeeded at its latest fetch.",
+            ),
+            stat(
+                "Cloud session",
+                "none",
+                [q("enphase_auth_ok", "{{instance}}")],
+                mappings={0: ("no session", "red"), 1: ("valid", "green")},
+            ),
+            stat(
+                "Session expires",
+                "dateTimeFromNow",
+                [q(f"enphase_auth_session_expiry_timestamp_seconds{MS}")],
+                no_value="unknown",
+            ),
+            stat(
+                "Logins paused until",
+                "dateTimeFromNow",
+                [q(f"enphase_auth_login_blocked_until_timestamp_seconds{MS}")],
+                no_value="not paused",
+                color="red",
+                description='Set while logins are paused after Enphase answered "Too many active sessions".',
+            ),
+            stat(
+                "Exporter version",
+                "none",
+                [q("enphase_exporter_build_info", "{{version}}")],
+                text_mode="name",
+                color="text",
+            ),
+        ],
+        [
+            state_timeline("Site up", [q(f"enphase_up{{{SITE}}}", "{{site_id}}")], UP_DOWN, w=12, h=8),
+            state_timeline(
+                "Source up", [q(f"enphase_source_up{{{SITE}}}", "{{site_id}} {{source}}")], UP_DOWN, w=12, h=8
+            ),
+        ],
+        [
+            bargauge(
+                "Age of data",
+                "s",
+                [
+                    q(
+                        f"time() - enphase_source_last_success_timestamp_seconds{{{SITE}}}",
+                        "{{site_id}} {{source}}",
+                        instant=True,
+                    )
+                ],
+                w=12,
+                defaults={
+                    "color": {"mode": "thresholds"},
+                    "thresholds": thresholds((None, "green"), (900, "yellow"), (3 * 3600, "red")),
+                },
+                description="Time since each source last succeeded. Normal refresh intervals: ev_status "
+                "1 min, today 5 min, ev_summary 15 min, daily_energy 1 h.",
+            ),
+            timeseries(
+                "Age of data over time",
+                "s",
+                [
+                    q(
+                        f"time() - enphase_source_last_success_timestamp_seconds{{{SITE}}}",
+                        "{{site_id}} {{source}}",
+                    )
+                ],
+                fill=0,
+            ),
+        ],
+        [
+            timeseries(
+                "Upstream requests by endpoint",
+                "reqps",
+                [q(f"sum by (endpoint) (rate(enphase_api_requests_total{RATE}))", "{{endpoint}}")],
+                stack=True,
+            ),
+            timeseries(
+                "Upstream latency by endpoint",
+                "s",
+                [
+                    q(
+                        "histogram_quantile(0.5, sum by (endpoint, le) "
+                        f"(rate(enphase_api_request_duration_seconds_bucket{RATE})))",
+                        "{{endpoint}} median",
+                    ),
+                    q(
+                        "histogram_quantile(0.95, sum by (endpoint, le) "
+                        f"(rate(enphase_api_request_duration_seconds_bucket{RATE})))",
+                        "{{endpoint}} 95th percentile",
+                    ),
+                ],
+                fill=0,
+                overrides=[override("B", **DASHED)],
+            ),
+        ],
+        [
+            timeseries(
+                "Responses by status code",
+                "reqps",
+                [q(f"sum by (code) (rate(enphase_api_requests_total{RATE}))", "{{code}}")],
+                stack=True,
+                description="`timeout` and `error` are requests that got no HTTP status back.",
+            ),
+            timeseries(
+                "Rate-limited responses (429) by endpoint",
+                "short",
+                [
+                    q(
+                        f'sum by (endpoint) (increase(enphase_api_requests_total{{code="429"}}{RATE}))',
+                        "{{endpoint}}",
+                    )
+                ],
+                w=8,
+                bars=True,
+            ),
+            stat(
+                "429s in the time range",
+                "short",
+                [q('sum(increase(enphase_api_requests_total{code="429"}[$__range]))', instant=True)],
+                h=8,
+                no_value="0",
+                defaults={"thresholds": thresholds((None, "green"), (1, "red"))},
+            ),
+        ],
+        [
+            timeseries(
+                "Parse errors by source",
+                "short",
+                [q(f"sum by (source) (increase(enphase_parse_errors_total{RATE}))", "{{source}}")],
+                bars=True,
+                description="Payloads or fields the exporter could not understand.",
+            ),
+            timeseries(
+                "Counter regressions",
+                "short",
+                [q(f"increase(enphase_counter_regressions_total{{{SITE}}}{RATE})", "{{site_id}} {{metric}}")],
+                bars=True,
+                description="Times the cloud revised a lifetime value downward; the counter held its "
+                "value instead.",
+            ),
+        ],
+        [
+            timeseries(
+                "InfluxDB points written",
+                "cps",
+                [q(f"sum(rate(enphase_influxdb_points_written_total{RATE}))", "written")],
+                w=6,
+                description="Empty when the InfluxDB output is off.",
+            ),
+            timeseries(
+                "InfluxDB write failures",
+                "short",
+                [q(f"sum(increase(enphase_influxdb_write_failures_total{RATE}))", "failures")],
+                w=6,
+                bars=True,
+            ),
+            timeseries(
+                "InfluxDB queue",
+                "short",
+                [q("sum(enphase_influxdb_queue_points)", "queued points")],
+                w=6,
+                description="Points waiting to be written.",
+            ),
+            timeseries(
+                "InfluxDB points dropped",
+                "short",
+                [q(f"sum(increase(enphase_influxdb_points_dropped_total{RATE}))", "dropped")],
+                w=6,
+                bars=True,
+                description="Points lost because the queue was full.",
+            ),
+        ],
+        [
+            timeseries(
+                "Exporter memory",
+                "bytes",
+                [q(f"process_resident_memory_bytes{EXPORTER}", "{{instance}} resident")],
+                w=8,
+            ),
+            timeseries(
+                "Exporter CPU",
+                "percentunit",
+                [q(f"rate(process_cpu_seconds_total{RATE}){EXPORTER}", "{{instance}}")],
+                w=8,
+            ),
+            stat(
+                "Exporter started",
+                "dateTimeFromNow",
+                [q(f"process_start_time_seconds{EXPORTER}{MS}", "{{instance}}")],
+                w=8,
+                h=8,
+            ),
+        ],
+    ]
+    return dashboard(
+        "enphase-exporter-health",
+        "Enphase exporter health",
+        "Whether the Enphase exporter is fetching data: per-source success and age, upstream requests, "
+        "authentication, the InfluxDB output and the process itself.",
+        [
+            datasource_variable(),
+            query_variable("site_id", "Site", "label_values(enphase_up, site_id)", multi=True),
+        ],
+        rows,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+
+DASHBOARDS = {
+    "site-overview.json": site_overview,
+    "ev-charger.json": ev_charger,
+    "exporter-health.json": exporter_health,
+}
+
+
+def render() -> dict[str, str]:
+    """File name to JSON text for every dashboard."""
+    return {
+        name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in DASHBOARDS.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare with the files instead of writing them")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, text in render().items():
+        path = OUT_DIR / name
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            OUT_DIR.mkdir(exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        print(f"out of date, run {Path(__file__).name}: {', '.join(stale)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,485 @@
+"""Checks of the monitoring assets: alert rules and their unit tests, the example configurations, and the
+Grafana dashboards.
+
+The promtool checks need the `promtool` binary (Debian package `prometheus`). Without it they are skipped
+locally and fail when the CI environment variable is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# PyYAML is installed with `responses`, one of the test dependencies.
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ALERTS = ROOT / "prometheus" / "alerts.yml"
+ALERT_TESTS = ROOT / "prometheus" / "alerts_test.yml"
+PROMETHEUS_EXAMPLE = ROOT / "prometheus.yml.example"
+ALERTMANAGER_EXAMPLE = ROOT / "prometheus" / "alertmanager.yml.example"
+DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
+GENERATOR = ROOT / "grafana" / "build_dashboards.py"
+GRAFANA_PROVISIONING = ROOT / "grafana" / "provisioning"
+
+# Every metric a dashboard or rule may use: the catalogue in METRICS.md plus the documented additions.
+# A query naming anything else is a typo or a metric the exporter does not have.
+KNOWN_METRICS = frozenset(
+    {
+        # EV charger, ev_chargers/status
+        "enphase_ev_charger_connected",
+        "enphase_ev_charger_plugged_in",
+        "enphase_ev_charger_charging",
+        "enphase_ev_charger_faulted",
+        "enphase_ev_charger_connector_status",
+        "enphase_ev_charger_charging_current_setpoint_amperes",
+        "enphase_ev_charger_session_energy_joules",
+        "enphase_ev_charger_session_plugged_in_timestamp_seconds",
+        "enphase_ev_charger_session_start_timestamp_seconds",
+        "enphase_ev_charger_session_cost",
+        "enphase_ev_charger_last_report_timestamp_seconds",
+        # EV charger, ev_chargers/summary
+        "enphase_ev_charger_info",
+        "enphase_ev_charger_max_current_amperes",
+        "enphase_ev_charger_charge_level_min_amperes",
+        "enphase_ev_charger_charge_level_max_amperes",
+        "enphase_ev_charger_operating_voltage_volts",
+        "enphase_ev_charger_phases",
+        "enphase_ev_charger_energy_delivered_joules_total",
+        # Battery and site, today
+        "enphase_battery_state_of_charge_ratio",
+        "enphase_battery_backup_reserve_ratio",
+        "enphase_battery_very_low_soc_ratio",
+        "enphase_battery_charge_from_grid_enabled",
+        "enphase_battery_profile",
+        "enphase_site_last_report_timestamp_seconds",
+        "enphase_site_production_today_joules",
+        "enphase_site_consumption_today_joules",
+        "enphase_site_grid_import_today_joules",
+        "enphase_site_grid_export_today_joules",
+        "enphase_battery_charge_today_joules",
+        "enphase_battery_discharge_today_joules",
+        "enphase_site_energy_flow_today_joules",
+        "enphase_site_load_today_joules",
+        "enphase_site_production_power_watts",
+        "enphase_site_consumption_power_watts",
+        "enphase_site_grid_import_power_watts",
+        "enphase_site_grid_export_power_watts",
+        "enphase_battery_charge_power_watts",
+        "enphase_battery_discharge_power_watts",
+        # Lifetime, daily_energy
+        "enphase_site_production_joules_total",
+        "enphase_site_consumption_joules_total",
+        "enphase_site_grid_import_joules_total",
+        "enphase_site_grid_export_joules_total",
+        "enphase_battery_charge_joules_total",
+        "enphase_battery_discharge_joules_total",
+        "enphase_counter_regressions_total",
+        # The exporter itself
+        "enphase_up",
+        "enphase_source_up",
+        "enphase_source_last_success_timestamp_seconds",
+        "enphase_api_requests_total",
+        "enphase_api_request_duration_seconds_bucket",
+        "enphase_api_request_duration_seconds_sum",
+        "enphase_api_request_duration_seconds_count",
+        "enphase_parse_errors_total",
+        "enphase_auth_ok",
+        "enphase_auth_session_expiry_timestamp_seconds",
+        "enphase_auth_login_blocked_until_timestamp_seconds",
+        "enphase_exporter_build_info",
+        # InfluxDB output
+        "enphase_influxdb_points_written_total",
+        "enphase_influxdb_write_failures_total",
+        "enphase_influxdb_queue_points",
+        "enphase_influxdb_points_dropped_total",
+        # prometheus_client's process collector, and Prometheus' own scrape metric
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_max_fds",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_start_time_seconds",
+        "up",
+    }
+)
+
+REQUIRED_ALERTS = {
+    "EnphaseChargerFaulted",
+    "EnphaseChargerOffline",
+    "EnphaseBatteryLow",
+    "EnphaseBatteryAtReserve",
+    "EnphaseSiteNotReporting",
+    "EnphaseSourceFailing",
+    "EnphaseDataStale",
+    "EnphaseAuthFailing",
+    "EnphaseRateLimited",
+    "EnphaseExporterDown",
+}
+SEVERITIES = {"critical", "warning", "info"}
+# Alerts whose expression already spans a window, so they need no `for:`.
+WINDOWED_ALERTS = {"EnphaseRateLimited"}
+
+DASHBOARDS = {
+    # file name: (uid, template variables)
+    "site-overview.json": ("enphase-site-overview", {"datasource", "site_id"}),
+    "ev-charger.json": ("enphase-ev-charger", {"datasource", "site_id", "serial"}),
+    "exporter-health.json": ("enphase-exporter-health", {"datasource", "site_id"}),
+}
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian package `prometheus`)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def run(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+
+PROMQL_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
+                   "offset", "bool", "inf", "nan"}  # fmt: skip
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads (good enough for the queries in this project)."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)  # string literals
+    expr = re.sub(r"#[^\n]*", "", expr)  # comments
+    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # range selectors
+    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)  # label lists
+    expr = re.sub(r"\$\{?\w+\}?", "", expr)  # Grafana variables
+    names = set()
+    for match in re.finditer(r"(?<![\w.])([A-Za-z_:][\w:]*)(\s*\()?", expr):
+        word, is_call = match.groups()
+        if not is_call and word not in PROMQL_KEYWORDS:
+            names.add(word)
+    return names
+
+
+def load_yaml(path: Path):
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def alert_rules() -> list[dict]:
+    groups = load_yaml(ALERTS)["groups"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+def dashboard(name: str) -> dict:
+    return json.loads((DASHBOARD_DIR / name).read_text(encoding="utf-8"))
+
+
+def panels(board: dict) -> list[dict]:
+    result = []
+    for item in board["panels"]:
+        result.append(item)
+        result.extend(item.get("panels", []))  # panels inside collapsed rows
+    return result
+
+
+def walk(node, key_path=()):
+    """Yield (key path, dict) for every dict in a JSON document."""
+    if isinstance(node, dict):
+        yield key_path, node
+        for key, value in node.items():
+            yield from walk(value, (*key_path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from walk(value, (*key_path, index))
+
+
+def test_metric_name_extraction():
+    expr = (
+        'sum by (endpoint, le) (rate(foo_bucket{code="429", x=~"$site_id"}[$__rate_interval])) / 3600000\n'
+        "  # a comment naming not_a_metric\n"
+        "  and on (job) bar_info unless baz offset 15m > 3 * 60 or time() - qux_seconds * 1000"
+    )
+    assert metric_names(expr) == {"foo_bucket", "bar_info", "baz", "qux_seconds"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Prometheus rules and configuration
+
+
+def test_promtool_check_rules():
+    result = run(require_tool("promtool"), "check", "rules", str(ALERTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_rule_unit_tests():
+    result = run(require_tool("promtool"), "test", "rules", str(ALERT_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_check_prometheus_example():
+    result = run(require_tool("promtool"), "check", "config", str(PROMETHEUS_EXAMPLE))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_example_scrapes_the_exporter_and_loads_the_rules():
+    config = load_yaml(PROMETHEUS_EXAMPLE)
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = [target for group in jobs["enphase"]["static_configs"] for target in group["targets"]]
+    assert targets == ["localhost:8466"]
+    assert config["rule_files"] == ["prometheus/alerts.yml"]
+    assert config["alerting"]["alertmanagers"]
+
+
+def test_alertmanager_example():
+    config = load_yaml(ALERTMANAGER_EXAMPLE)
+    receivers = {receiver["name"] for receiver in config["receivers"]}
+    routes = [config["route"], *config["route"].get("routes", [])]
+    assert {route["receiver"] for route in routes} <= receivers
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed (package prometheus-alertmanager); checked the structure only")
+    result = run(amtool, "check-config", str(ALERTMANAGER_EXAMPLE))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_required_alerts_exist():
+    assert {rule["alert"] for rule in alert_rules()} >= REQUIRED_ALERTS
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
+def test_alert_is_explained(rule):
+    assert rule.get("labels", {}).get("severity") in SEVERITIES
+    annotations = rule.get("annotations", {})
+    assert annotations.get("summary", "").strip(), "summary annotation missing"
+    assert len(annotations.get("description", "").strip()) > 80, "description should say what to check"
+    if rule["alert"] not in WINDOWED_ALERTS:
+        assert rule.get("for"), "without `for:` a single bad poll can fire the alert"
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
+def test_alert_uses_known_metrics(rule):
+    names = metric_names(rule["expr"])
+    assert names, f"no metric found in {rule['expr']!r}"
+    assert names <= KNOWN_METRICS, f"unknown metrics: {sorted(names - KNOWN_METRICS)}"
+
+
+def alert_test_cases() -> list[dict]:
+    return [case for test in load_yaml(ALERT_TESTS)["tests"] for case in test.get("alert_rule_test", [])]
+
+
+@pytest.mark.parametrize("alertname", sorted({rule["alert"] for rule in alert_rules()}))
+def test_alert_has_firing_and_quiet_unit_tests(alertname):
+    cases = [case for case in alert_test_cases() if case["alertname"] == alertname]
+    firing = [case for case in cases if case.get("exp_alerts")]
+    assert firing, f"no test case where {alertname} fires"
+    assert any(not case.get("exp_alerts") for case in cases), f"no test case where {alertname} stays quiet"
+    for case in firing:
+        for alert in case["exp_alerts"]:
+            assert alert.get("exp_labels", {}).get("severity"), "firing case without exp_labels"
+            assert {"summary", "description"} <= set(alert.get("exp_annotations", {})), (
+                "firing case without exp_annotations"
+            )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Grafana
+
+
+def test_generator_reproduces_the_dashboards():
+    if not GENERATOR.exists():
+        pytest.skip("no dashboard generator")
+    result = run(sys.executable, str(GENERATOR), "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboard_files_are_the_expected_ones():
+    assert {path.name for path in DASHBOARD_DIR.glob("*.json")} == set(DASHBOARDS)
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_dashboard_frame(name):
+    board = dashboard(name)
+    uid, variables = DASHBOARDS[name]
+    assert board["uid"] == uid
+    assert board["title"]
+    assert board["tags"] == ["enphase"]
+    assert board["schemaVersion"] >= 39
+    assert board["refresh"] == "1m"
+    assert board["time"] == {"from": "now-24h", "to": "now"}
+    template = {variable["name"]: variable for variable in board["templating"]["list"]}
+    assert set(template) == variables
+    assert template["datasource"]["type"] == "datasource"
+    assert template["datasource"]["query"] == "prometheus"
+    assert template["site_id"]["definition"] == "label_values(enphase_up, site_id)"
+    if "serial" in template:
+        assert template["serial"]["definition"] == (
+            'label_values(enphase_ev_charger_info{site_id=~"$site_id"}, serial)'
+        )
+    for variable in template.values():
+        query = variable.get("definition", "")
+        for metric in re.findall(r"label_values\(\s*([A-Za-z_:][\w:]*)", query):
+            assert metric in KNOWN_METRICS, f"variable {variable['name']}: unknown metric {metric}"
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_dashboard_has_no_fixed_data_source(name):
+    board = dashboard(name)
+    for key_path, node in walk(board):
+        if "datasource" in node:
+            where = "/".join(map(str, key_path))
+            assert node["datasource"] == DATASOURCE, f"{name} {where}: {node['datasource']!r}"
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_dashboard_panels(name):
+    board = dashboard(name)
+    ids = [item["id"] for item in panels(board)]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for item in panels(board):
+        if item["type"] == "row":
+            continue
+        title = item["title"]
+        assert item["datasource"] == DATASOURCE, title
+        unit = item["fieldConfig"]["defaults"].get("unit")
+        assert unit, f"{title}: no unit"
+        grid = item["gridPos"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, f"{title}: outside the grid"
+        assert item["targets"], f"{title}: no query"
+        ref_ids = [target["refId"] for target in item["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), f"{title}: duplicate refId"
+        for target in item["targets"]:
+            assert target["datasource"] == DATASOURCE, title
+            names = metric_names(target["expr"])
+            assert names, f"{title}: no metric in {target['expr']!r}"
+            assert names <= KNOWN_METRICS, f"{title}: unknown metrics {sorted(names - KNOWN_METRICS)}"
+            assert unit in expected_units(target["expr"]), f"{title}: unit {unit!r} for {target['expr']!r}"
+
+
+# Values for Grafana's variables, to run dashboard queries through promtool.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "4m",
+    "$__interval": "1m",
+    "$__range": "1d",
+    "$site_id": ".*",
+    "$serial": ".*",
+}
+
+
+def as_promql(expr: str) -> str:
+    for variable in sorted(GRAFANA_VARIABLES, key=len, reverse=True):
+        expr = expr.replace(variable, GRAFANA_VARIABLES[variable])
+    return expr
+
+
+def test_dashboard_queries_are_valid_promql(tmp_path):
+    promtool = require_tool("promtool")
+    exprs = [
+        target["expr"]
+        for name in sorted(DASHBOARDS)
+        for item in panels(dashboard(name))
+        for target in item.get("targets", [])
+    ]
+    rules = [{"record": f"dashboard:query_{i}", "expr": as_promql(expr)} for i, expr in enumerate(exprs)]
+    path = tmp_path / "dashboard_queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}), encoding="utf-8")
+    result = run(promtool, "check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_connector_status_timeline_shows_the_current_status(tmp_path):
+    """The state timeline turns the connector state set into one series per connector whose value
+    is mapped back to the status name."""
+    promtool = require_tool("promtool")
+    (timeline,) = [
+        item
+        for item in panels(dashboard("ev-charger.json"))
+        if item["type"] == "state-timeline" and item["title"] == "Connector status"
+    ]
+    codes = {
+        entry["text"]: int(value)
+        for value, entry in timeline["fieldConfig"]["defaults"]["mappings"][0]["options"].items()
+    }
+    current = {"1": "charging", "2": "faulted"}  # connector: status
+    labels = 'site_id="1", serial="EV1"'
+    metric = "enphase_ev_charger_connector_status"
+    series = [
+        {
+            "series": f'{metric}{{{labels}, connector="{connector}", status="{status}"}}',
+            "values": "1x5" if current[connector] == status else "0x5",
+        }
+        for connector in current
+        for status in codes
+        if status != "no status"
+    ]
+    expected = [
+        {"labels": f'ev:connector_status_code{{{labels}, connector="{connector}"}}', "value": codes[status]}
+        for connector, status in current.items()
+    ]
+    rule = {"record": "ev:connector_status_code", "expr": as_promql(timeline["targets"][0]["expr"])}
+    rules = {"groups": [{"name": "ev", "rules": [rule]}]}
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
+    unit_test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {"expr": "ev:connector_status_code", "eval_time": "2m", "exp_samples": expected}
+                ],
+            }
+        ],
+    }
+    (tmp_path / "rules_test.yml").write_text(yaml.safe_dump(unit_test), encoding="utf-8")
+    result = run(promtool, "test", "rules", str(tmp_path / "rules_test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def expected_units(expr: str) -> set[str]:
+    """Grafana units that fit what a query returns, judged by the unit suffix of its metric names."""
+    if "_timestamp_seconds" in expr or "process_start_time_seconds" in expr:
+        if "time() -" in expr:
+            return {"s"}
+        # Grafana's time units take milliseconds.
+        return {"dateTimeFromNow", "dateTimeAsIso"} if "* 1000" in expr else set()
+    if "_joules" in expr:
+        return {"kwatth"} if "/ 3600000" in expr else {"joule"}
+    if "_watts" in expr:
+        return {"watt"}
+    if "_ratio" in expr:
+        return {"percentunit"}
+    if "_amperes" in expr:
+        return {"amp"}
+    if "_volts" in expr:
+        return {"volt"}
+    if "_duration_seconds" in expr or "process_cpu_seconds" in expr:
+        return {"s", "percentunit"}
+    # Counts, states and other dimensionless values.
+    return {"none", "short", "reqps", "cps", "bytes"}
+
+
+def test_grafana_provisioning():
+    datasources = load_yaml(GRAFANA_PROVISIONING / "datasources" / "datasources.yml")["datasources"]
+    by_uid = {source["uid"]: source for source in datasources}
+    assert by_uid["prometheus"]["type"] == "prometheus"
+    assert by_uid["prometheus"]["url"] == "http://prometheus:9090"
+    assert by_uid["influxdb"]["type"] == "influxdb"
+    assert by_uid["influxdb"]["url"] == "http://influxdb:8086"
+    assert by_uid["influxdb"]["jsonData"]["dbName"] == "enphase"
+    providers = load_yaml(GRAFANA_PROVISIONING / "dashboards" / "dashboards.yml")["providers"]
+    assert [provider["options"]["path"] for provider in providers] == ["/var/lib/grafana/dashboards"]
+    assert providers[0]["type"] == "file"
