@@ -7,11 +7,13 @@ cd "$(dirname "$0")/.."
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
-# promtool (Debian package prometheus) checks the exposition and the alert rules.
-if ! command -v promtool >/dev/null; then
-  echo "--- installing Debian packages: prometheus"
+# promtool (Debian package prometheus) checks the exposition and the alert rules; amtool
+# (prometheus-alertmanager) checks the Alertmanager example.
+if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null; then
+  echo "--- installing Debian packages: prometheus prometheus-alertmanager"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    prometheus prometheus-alertmanager >/dev/null
 fi
 
 echo "--- installing the exporter with its test dependencies"
