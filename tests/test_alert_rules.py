@@ -19,6 +19,7 @@ import pytest
 
 # PyYAML is installed with `responses`, one of the test dependencies.
 import yaml
+from catalog import ADDITIONS, CATALOG
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "prometheus" / "alerts.yml"
@@ -33,68 +34,11 @@ GRAFANA_PROVISIONING = ROOT / "grafana" / "provisioning"
 # A query naming anything else is a typo or a metric the exporter does not have.
 KNOWN_METRICS = frozenset(
     {
-        # EV charger, ev_chargers/status
-        "enphase_ev_charger_connected",
-        "enphase_ev_charger_plugged_in",
-        "enphase_ev_charger_charging",
-        "enphase_ev_charger_faulted",
-        "enphase_ev_charger_connector_status",
-        "enphase_ev_charger_charging_current_setpoint_amperes",
-        "enphase_ev_charger_session_energy_joules",
-        "enphase_ev_charger_session_plugged_in_timestamp_seconds",
-        "enphase_ev_charger_session_start_timestamp_seconds",
-        "enphase_ev_charger_session_cost",
-        "enphase_ev_charger_last_report_timestamp_seconds",
-        # EV charger, ev_chargers/summary
-        "enphase_ev_charger_info",
-        "enphase_ev_charger_max_current_amperes",
-        "enphase_ev_charger_charge_level_min_amperes",
-        "enphase_ev_charger_charge_level_max_amperes",
-        "enphase_ev_charger_operating_voltage_volts",
-        "enphase_ev_charger_phases",
-        "enphase_ev_charger_energy_delivered_joules_total",
-        # Battery and site, today
-        "enphase_battery_state_of_charge_ratio",
-        "enphase_battery_backup_reserve_ratio",
-        "enphase_battery_very_low_soc_ratio",
-        "enphase_battery_charge_from_grid_enabled",
-        "enphase_battery_profile",
-        "enphase_site_last_report_timestamp_seconds",
-        "enphase_site_production_today_joules",
-        "enphase_site_consumption_today_joules",
-        "enphase_site_grid_import_today_joules",
-        "enphase_site_grid_export_today_joules",
-        "enphase_battery_charge_today_joules",
-        "enphase_battery_discharge_today_joules",
-        "enphase_site_energy_flow_today_joules",
-        "enphase_site_load_today_joules",
-        "enphase_site_production_power_watts",
-        "enphase_site_consumption_power_watts",
-        "enphase_site_grid_import_power_watts",
-        "enphase_site_grid_export_power_watts",
-        "enphase_battery_charge_power_watts",
-        "enphase_battery_discharge_power_watts",
-        # Lifetime, daily_energy
-        "enphase_site_production_joules_total",
-        "enphase_site_consumption_joules_total",
-        "enphase_site_grid_import_joules_total",
-        "enphase_site_grid_export_joules_total",
-        "enphase_battery_charge_joules_total",
-        "enphase_battery_discharge_joules_total",
-        "enphase_counter_regressions_total",
-        # The exporter itself
-        "enphase_up",
-        "enphase_source_up",
-        "enphase_source_last_success_timestamp_seconds",
-        "enphase_api_requests_total",
+        *CATALOG,
+        *ADDITIONS,
         "enphase_api_request_duration_seconds_bucket",
         "enphase_api_request_duration_seconds_sum",
         "enphase_api_request_duration_seconds_count",
-        "enphase_parse_errors_total",
-        "enphase_auth_ok",
-        "enphase_auth_session_expiry_timestamp_seconds",
-        "enphase_auth_login_blocked_until_timestamp_seconds",
-        "enphase_exporter_build_info",
         # InfluxDB output
         "enphase_influxdb_points_written_total",
         "enphase_influxdb_write_failures_total",
