@@ -26,9 +26,9 @@ from exporter.client import (
     AuthError,
     CloudError,
     Credentials,
+    RateLimited,
     Reply,
     Transport,
-    UpstreamUnavailable,
     session_expired,
 )
 from exporter.logs import register_secret
@@ -39,7 +39,8 @@ SESSION_COOKIE = "_enlighten_4_session"
 TOKEN_COOKIE = "enlighten_manager_token_production"
 OTP_NONCE_COOKIE = "login_otp_nonce"
 TOKEN_REFRESH_MARGIN = 600.0  # refresh this long before the token's exp
-TRANSIENT_LOGIN_PAUSE = 60.0  # after a login that failed for network reasons
+TRANSIENT_LOGIN_PAUSE = 60.0  # after a login that failed for no stated reason; doubles each time
+TOKEN_REFRESH_RETRY = 300.0  # after a refresh attempt, the next one waits at least this long
 
 
 class SessionFileError(AuthError):
@@ -137,7 +138,10 @@ class SessionFile:
         cookies = saved.get("cookies")
         if not isinstance(cookies, dict):
             return None
-        return make_session({str(k): str(v) for k, v in cookies.items()}, saved.get("token"))
+        token = saved.get("token")
+        return make_session(
+            {str(k): str(v) for k, v in cookies.items()}, token if isinstance(token, str) else None
+        )
 
     def save(self, session: CloudSession) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -150,8 +154,11 @@ class SessionFile:
             handle.write(content)
         os.replace(temporary, self.path)  # atomic: a crash never leaves half a session
 
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+    def modified(self) -> float | None:
+        try:
+            return self.path.stat().st_mtime
+        except FileNotFoundError:
+            return None
 
 
 class PastedHeaders:
@@ -172,21 +179,20 @@ class PastedHeaders:
         self.state = AuthState(
             ok=True, session_expires_at=float(exp) if isinstance(exp, int | float) else None
         )
-        self._rejected = False
 
     def credentials(self) -> Credentials:
-        if self._rejected:
-            raise AuthError("the pasted e-auth-token and Cookie were rejected: paste fresh ones and restart")
-        return Credentials(self._headers, 0)
+        return Credentials(self._headers, 0)  # the generation never changes: nothing can renew them
 
     def expired(self, generation: int) -> None:
-        if not self._rejected:
+        if self.state.ok:
             log.error(
-                "Enlighten rejected the pasted e-auth-token/Cookie headers: they have expired. "
+                "Enlighten rejected the pasted e-auth-token/Cookie headers: they have probably expired. "
                 "Copy fresh ones from a logged-in browser session and restart the exporter."
             )
-        self._rejected = True
         self.state.ok = False
+
+    def accepted(self) -> None:
+        self.state.ok = True  # a rejection by one endpoint was not the end of the session after all
 
 
 class PasswordLogin:
@@ -208,24 +214,28 @@ class PasswordLogin:
         self._email = email
         self._password = password
         self._file = session_file
+        self._file_seen = session_file.modified() if session_file else None
         self._login_pause = login_pause
         self._clock = clock
         self._lock = threading.Lock()
         self._session = saved  # read (and its file mode checked) at start-up, by the caller
         self._generation = 0
         self._pause_reason = ""
+        self._transient_failures = 0
+        self._next_refresh_try = 0.0
         self.state = AuthState(
             ok=saved is not None, session_expires_at=saved.token_expires_at if saved else None
         )
 
     def credentials(self) -> Credentials:
         with self._lock:  # one thread logs in; the others wait for its session instead of logging in too
+            if self._session is None:
+                self._pick_up_new_session_file()
             if self._session is not None and self._token_due():
                 self._refresh_token()
             if self._session is None:
-                self._adopt(self._login())
+                self._adopt(self._login(), save=True)
             assert self._session is not None
-            self.state.ok = True
             return Credentials(self._session.headers(self._transport.base_url + "/"), self._generation)
 
     def expired(self, generation: int) -> None:
@@ -233,28 +243,50 @@ class PasswordLogin:
             if generation != self._generation or self._session is None:
                 return  # another request already found out, and renewed or dropped this session
             log.info("The Enlighten session expired; logging in again")
-            self._session = None
-            self._generation += 1
-            self.state.ok = False
+            self._drop_session()
+
+    def accepted(self) -> None:
+        self.state.ok = True
 
     # -- internals ------------------------------------------------------------------------------------
 
-    def _adopt(self, session: CloudSession) -> None:
+    def _adopt(self, session: CloudSession, *, save: bool) -> None:
         self._session = session
         self._generation += 1
+        self._transient_failures = 0
+        self.state.ok = True
         self.state.session_expires_at = session.token_expires_at
         self.state.login_paused_until = None
-        if self._file:
+        if save and self._file:
             self._file.save(session)
+            self._file_seen = self._file.modified()
+
+    def _drop_session(self) -> None:
+        self._session = None
+        self._generation += 1
+        self.state.ok = False
+
+    def _pick_up_new_session_file(self) -> None:
+        """A session saved by ``enphase-exporter login`` while this process runs is used without a restart."""
+        if self._file is None or self._file.modified() in (None, self._file_seen):
+            return
+        self._file_seen = self._file.modified()
+        session = self._file.load()
+        if session is not None:
+            log.info("Using the new session saved in %s", self._file.path)
+            self._adopt(session, save=False)
 
     def _token_due(self) -> bool:
         expires = self._session.token_expires_at if self._session else None
-        return expires is not None and self._clock() >= expires - TOKEN_REFRESH_MARGIN
+        now = self._clock()
+        return expires is not None and now >= expires - TOKEN_REFRESH_MARGIN and now >= self._next_refresh_try
 
     def _refresh_token(self) -> None:
         """A fresh JWT for the same session; if the session itself has expired, drop it (a login follows)."""
         assert self._session is not None
         headers = self._session.headers(self._transport.base_url + "/")
+        # Whatever happens, do not ask again on every request: refreshing is worth one try per few minutes.
+        self._next_refresh_try = self._clock() + TOKEN_REFRESH_RETRY
         for endpoint, path in (
             ("jwt_token", "/app-api/jwt_token.json"),
             ("session_token", "/service/auth_ms_enho/api/v1/session/token"),
@@ -264,16 +296,18 @@ class PasswordLogin:
             except CloudError as error:
                 log.warning("Token refresh failed (%s); keeping the current token", error)
                 return
-            if session_expired(reply):
-                self._session = None
-                self._generation += 1
+            if session_expired(reply, plain_text_is_content=True):
+                self._drop_session()
                 return
             token = _token_from_reply(reply)
-            if reply.status == 200 and token:
-                self._adopt(make_session(self._session.cookies, token))
+            if reply.status == 200 and token and token != self._session.token:
+                cookies = {**self._session.cookies, **reply.cookies}
+                if TOKEN_COOKIE in cookies:
+                    cookies[TOKEN_COOKIE] = token
+                self._adopt(make_session(cookies, token), save=True)
                 log.info("Refreshed the Enlighten token")
                 return
-        log.warning("Token refresh gave no token; keeping the current one until the service rejects it")
+        log.warning("Token refresh gave no new token; keeping the current one until the service rejects it")
 
     def _login(self) -> CloudSession:
         now = self._clock()
@@ -287,11 +321,13 @@ class PasswordLogin:
             )
         form = {"user[email]": self._email, "user[password]": self._password}
         try:
-            reply = self._transport.request("login", "POST", "/login/login.json", data=form)
+            reply = self._transport.request("login", "POST", "/login/login.json", data=form, retries=0)
             if reply.status == 406:  # a User-Agent the JSON endpoint dislikes; the HTML form still works
-                reply = self._transport.request("login", "POST", "/login/login", data=form)
-        except UpstreamUnavailable as error:
-            raise self._pause(TRANSIENT_LOGIN_PAUSE, f"login failed: {error}") from None
+                reply = self._transport.request("login", "POST", "/login/login", data=form, retries=0)
+        except RateLimited as error:
+            raise self._pause(error.retry_in, "login rate limited by Enlighten") from None
+        except CloudError as error:
+            raise self._pause(self._transient_pause(), f"login failed: {error}") from None
         body = _json_or_none(reply)
         message = str(body.get("message", "")) if isinstance(body, Mapping) else ""
         if "too many active sessions" in message.lower():
@@ -321,7 +357,12 @@ class PasswordLogin:
                     "`enphase-exporter login` once on a terminal to create the session."
                 )
                 raise self._pause(self._login_pause, "MFA required: run `enphase-exporter login`")
-        raise self._pause(TRANSIENT_LOGIN_PAUSE, f"login failed: HTTP {reply.status}")
+        raise self._pause(self._transient_pause(), f"login failed: HTTP {reply.status}")
+
+    def _transient_pause(self) -> float:
+        """One minute after the first unexplained failure, doubling up to the full login back-off."""
+        self._transient_failures += 1
+        return min(self._login_pause, TRANSIENT_LOGIN_PAUSE * 2 ** (self._transient_failures - 1))
 
     def _pause(self, seconds: float, reason: str) -> AuthError:
         """Stop logging in for a while; returns the error to raise now (and, with its reason, until then)."""

@@ -21,9 +21,9 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import requests
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -34,6 +34,7 @@ from exporter.values import PayloadError
 USER_AGENT = f"Mozilla/5.0 (compatible; enphase-exporter/{__version__})"
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without Retry-After still pauses the endpoint
 MAX_BACKOFF = 30.0
+MAX_RETRY_AFTER = 6 * 3600.0  # a hostile or broken Retry-After must not silence an endpoint forever
 
 
 class CloudError(Exception):
@@ -73,19 +74,23 @@ class SessionExpired(AuthError):
 @dataclass(frozen=True, slots=True)
 class Reply:
     status: int
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
-    cookies: Mapping[str, str]
+    headers: Mapping[str, str] = field(repr=False)  # lower-case names; may carry Set-Cookie
+    body: bytes = field(repr=False)  # a login answer holds the session id and token
+    cookies: Mapping[str, str] = field(repr=False)
 
     def json(self, endpoint: str) -> Any:
         try:
             return json.loads(self.body)
-        except ValueError as error:
-            raise PayloadError(f"{endpoint}: the body is not valid JSON ({len(self.body)} bytes)") from error
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+            raise PayloadError(f"{endpoint}: the body is not valid JSON ({len(self.body)} bytes)") from None
 
     @property
-    def looks_like_html(self) -> bool:
+    def is_html(self) -> bool:
         return "html" in self.headers.get("content-type", "") or self.body.lstrip()[:1] == b"<"
+
+    @property
+    def is_json(self) -> bool:
+        return "json" in self.headers.get("content-type", "") and not self.is_html
 
 
 class RequestMetrics:
@@ -161,7 +166,8 @@ class Transport:
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
-        self._not_before: dict[str, float] = {}
+        self._not_before: dict[str, float] = {}  # endpoint -> monotonic time of the next allowed request
+        self._pause_lock = threading.Lock()
         self._local = threading.local()  # a requests.Session per thread: pooling without sharing state
 
     def request(
@@ -173,11 +179,16 @@ class Transport:
         params: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        retries: int | None = None,
     ) -> Reply:
-        """Send with retries; 429 raises ``RateLimited`` and pauses the endpoint; other statuses return."""
-        self._check_not_paused(endpoint)
-        for attempt in range(self._retries + 1):
-            last_try = attempt == self._retries
+        """Send with retries; 429 raises ``RateLimited`` and pauses the endpoint; other statuses return.
+
+        ``retries=0`` is for logins: a retried login may leave one more session open on the server.
+        """
+        retries = self._retries if retries is None else retries
+        for attempt in range(retries + 1):
+            last_try = attempt == retries
+            self._check_not_paused(endpoint)  # before every attempt: another thread may have met a 429
             if self._budget is not None and not self._budget.try_take():
                 raise BudgetExhausted(f"{endpoint}: hourly request budget spent, request not sent")
             try:
@@ -188,8 +199,13 @@ class Transport:
                 self._back_off(attempt)
                 continue
             if reply.status == 429:
-                retry_in = _retry_after_seconds(reply.headers.get("retry-after"), time.time())
-                self._not_before[endpoint] = self._clock() + retry_in
+                retry_in = min(
+                    MAX_RETRY_AFTER, _retry_after_seconds(reply.headers.get("retry-after"), time.time())
+                )
+                with self._pause_lock:
+                    self._not_before[endpoint] = max(
+                        self._not_before.get(endpoint, 0.0), self._clock() + retry_in
+                    )
                 raise RateLimited(endpoint, retry_in)
             if reply.status >= 500 and not last_try:
                 self._back_off(attempt)
@@ -200,12 +216,10 @@ class Transport:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _check_not_paused(self, endpoint: str) -> None:
-        not_before = self._not_before.get(endpoint)
-        if not_before is not None:
-            remaining = not_before - self._clock()
-            if remaining > 0:
-                raise RateLimited(endpoint, remaining)
-            del self._not_before[endpoint]
+        with self._pause_lock:
+            remaining = self._not_before.get(endpoint, 0.0) - self._clock()
+        if remaining > 0:
+            raise RateLimited(endpoint, remaining)
 
     def _send_once(
         self,
@@ -272,8 +286,9 @@ def _retry_after_seconds(header: str | None, now: float) -> float:
     return DEFAULT_RETRY_AFTER
 
 
-class Credentials(NamedTuple):
-    headers: Mapping[str, str]
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    headers: Mapping[str, str] = field(repr=False)
     generation: int  # which session these belong to, so an expiry renews that session only once
 
 
@@ -282,29 +297,48 @@ class Authenticator(Protocol):
 
     def expired(self, generation: int) -> None: ...
 
+    def accepted(self) -> None: ...
+
 
 class CloudClient:
     def __init__(self, transport: Transport, auth: Authenticator) -> None:
         self.transport = transport
         self.auth = auth
+        # Endpoints that rejected a session right after it was renewed: for them a rejection means "not for
+        # this account" (a site without a charger answers 403), not "expired". Logging in again on every poll
+        # would get the account blocked, so they fail alone until they accept a session again.
+        self._rejecting: set[str] = set()
 
     def get_json(self, endpoint: str, path: str, params: Mapping[str, str] | None = None) -> Any:
-        for renewed in (False, True):
-            credentials = self.auth.credentials()
-            reply = self.transport.request(endpoint, "GET", path, params=params, headers=credentials.headers)
-            if session_expired(reply):
-                self.auth.expired(credentials.generation)
-                if renewed:
-                    raise SessionExpired(f"{endpoint}: session rejected right after it was renewed")
-                continue
-            if reply.status >= 300:
+        credentials = self.auth.credentials()
+        reply = self.transport.request(endpoint, "GET", path, params=params, headers=credentials.headers)
+        if session_expired(reply):
+            if endpoint in self._rejecting:
                 raise UpstreamError(endpoint, reply.status)
-            return reply.json(endpoint)
-        raise AssertionError("unreachable: the second pass returns or raises")
+            self.auth.expired(credentials.generation)
+            renewed = self.auth.credentials()
+            if renewed.generation == credentials.generation:
+                raise SessionExpired(f"{endpoint}: the session was rejected (HTTP {reply.status})")
+            reply = self.transport.request(endpoint, "GET", path, params=params, headers=renewed.headers)
+            if session_expired(reply):
+                self._rejecting.add(endpoint)
+                raise UpstreamError(endpoint, reply.status)
+        if reply.status >= 300:
+            raise UpstreamError(endpoint, reply.status)
+        payload = reply.json(endpoint)
+        self._rejecting.discard(endpoint)
+        self.auth.accepted()
+        return payload
 
 
-def session_expired(reply: Reply) -> bool:
-    """The service's ways of saying "log in again": 401, 403, a redirect, or a 200 HTML login page."""
+def session_expired(reply: Reply, *, plain_text_is_content: bool = False) -> bool:
+    """The service's ways of saying "log in again": 401, 403, a redirect, or a 200 that is not JSON.
+
+    A 200 labelled JSON that does not parse is a broken payload (a parse error), not a login page. The token
+    endpoint may answer with the bare token as text, so there only an HTML page means "expired".
+    """
     if reply.status in (401, 403) or 300 <= reply.status < 400:
         return True
-    return reply.status == 200 and reply.looks_like_html
+    if reply.status != 200:
+        return False
+    return reply.is_html if plain_text_is_content else not reply.is_json

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 
 import pytest
 import responses
@@ -15,6 +16,7 @@ from exporter.client import (
     AuthError,
     BudgetExhausted,
     CloudClient,
+    CloudError,
     RateLimited,
     RequestBudget,
     RequestMetrics,
@@ -130,12 +132,43 @@ def test_retry_after_pauses_the_endpoint(transport, clock, registry):
 
 @responses.activate
 def test_retry_after_as_http_date_and_other_endpoints_unaffected(transport, clock):
-    responses.add(responses.GET, STATUS, status=429, headers={"Retry-After": "Fri, 01 Jan 2100 00:00:00 GMT"})
+    from email.utils import formatdate
+
+    responses.add(
+        responses.GET,
+        STATUS,
+        status=429,
+        headers={"Retry-After": formatdate(time.time() + 7200, usegmt=True)},
+    )
     responses.add(responses.GET, f"{BASE}/pv/systems/1/today", json={})
     with pytest.raises(RateLimited) as raised:
         transport.request("ev_status", "GET", "/service/evse_controller/1/ev_chargers/status")
-    assert raised.value.retry_in > 86400
+    assert 7100 < raised.value.retry_in <= 7200
     assert transport.request("today", "GET", "/pv/systems/1/today").status == 200
+
+
+@responses.activate
+def test_an_absurd_retry_after_is_capped_at_six_hours(transport, clock):
+    responses.add(responses.GET, STATUS, status=429, headers={"Retry-After": "1e12"})
+    with pytest.raises(RateLimited) as raised:
+        transport.request("ev_status", "GET", "/service/evse_controller/1/ev_chargers/status")
+    assert raised.value.retry_in == 6 * 3600
+
+
+@responses.activate
+def test_a_pause_set_during_back_off_stops_the_retry(registry, clock):
+    """Another thread's 429 lands while this request sleeps before its retry: the retry is not sent."""
+    transport = Transport(
+        BASE,
+        RequestMetrics(registry),
+        clock=clock,
+        jitter=lambda low, high: high,
+        sleep=lambda seconds: transport._not_before.update({"ev_status": clock.now + 60}),
+    )
+    responses.add(responses.GET, STATUS, status=503)
+    with pytest.raises(RateLimited):
+        transport.request("ev_status", "GET", "/service/evse_controller/1/ev_chargers/status")
+    assert len(responses.calls) == 1
 
 
 @responses.activate
@@ -207,16 +240,19 @@ def test_pasted_headers_are_sent_and_no_login_is_made(transport):
 
 
 @responses.activate
-def test_expired_pasted_headers_stop_without_login(transport):
+def test_rejected_pasted_headers_never_log_in_and_recover_if_accepted_again(transport):
     responses.add(responses.GET, STATUS, status=401)
     auth = PastedHeaders("tok-pasted-123", "c=cookie-pasted-456", BASE + "/")
     client = CloudClient(transport, auth)
-    with pytest.raises(AuthError):
-        client.get_json("ev_status", "/service/evse_controller/1/ev_chargers/status")
-    with pytest.raises(AuthError):
-        client.get_json("ev_status", "/service/evse_controller/1/ev_chargers/status")
-    assert len(responses.calls) == 1 and logins(responses) == 0
+    for _ in range(2):
+        with pytest.raises(SessionExpired):
+            client.get_json("ev_status", "/service/evse_controller/1/ev_chargers/status")
+    assert len(responses.calls) == 2  # one request per poll, and no login ever
+    assert logins(responses) == 0
     assert auth.state.ok is False
+    responses.replace(responses.GET, STATUS, json={"data": {"chargers": []}})
+    client.get_json("ev_status", "/service/evse_controller/1/ev_chargers/status")
+    assert auth.state.ok is True
 
 
 # -- Email and password ------------------------------------------------------------------------------------
@@ -271,14 +307,19 @@ def test_expired_session_leads_to_exactly_one_login(transport, clock, tmp_path, 
 
 
 @responses.activate
-def test_session_rejected_again_after_login_is_not_a_login_loop(transport, clock, tmp_path):
+def test_an_endpoint_that_rejects_even_a_fresh_session_causes_one_login_in_all(transport, clock, tmp_path):
+    """A site without a charger can answer 403 on EV endpoints: that must not become a login per poll."""
     saved = make_session({"_enlighten_4_session": "old-session-id-999"}, None)
-    responses.add(responses.GET, STATUS, status=401)
+    responses.add(responses.GET, STATUS, status=403)
+    responses.add(responses.GET, f"{BASE}/pv/systems/1/today", json={"stats": []})
     login_ok(responses, jwt(clock.now + 86400))
-    client, _ = password_client(transport, clock, tmp_path, saved=saved)
-    with pytest.raises(SessionExpired):
-        client.get_json("ev_status", "/service/evse_controller/1/ev_chargers/status")
+    client, auth = password_client(transport, clock, tmp_path, saved=saved)
+    for _ in range(5):
+        with pytest.raises(UpstreamError, match="403"):
+            client.get_json("ev_status", "/service/evse_controller/1/ev_chargers/status")
+        assert client.get_json("today", "/pv/systems/1/today") == {"stats": []}
     assert logins(responses) == 1
+    assert auth.state.ok is True
 
 
 @responses.activate
@@ -411,10 +452,28 @@ def test_secrets_never_reach_logs_metrics_exceptions_or_repr(transport, clock, t
     errors = []
     try:
         client.get_json("ev_status", "/service/evse_controller/1/ev_chargers/status")
-    except AuthError as error:
+    except CloudError as error:
         errors.append(f"{error!s} {error!r}")
     secrets = [PASSWORD, token, "sess-SECRET-0042", "old-SECRET-0001", "xsrf-value-0001"]
-    visible = "\n".join([caplog.text, *errors, repr(auth), repr(saved), generate_latest(registry).decode()])
+    visible = "\n".join(
+        [
+            caplog.text,
+            *errors,
+            repr(auth),
+            repr(saved),
+            repr(client.auth.credentials()),
+            generate_latest(registry).decode(),
+        ]
+    )
     assert errors  # the scenario did go through login and a failure
     for secret in secrets:
         assert secret not in visible
+
+
+def test_a_reply_does_not_show_its_cookies_or_body():
+    from exporter.client import Reply
+
+    reply = Reply(
+        200, {"set-cookie": "s=cookie-SECRET-1"}, b'{"session_id":"body-SECRET-2"}', {"s": "cookie-SECRET-1"}
+    )
+    assert "SECRET" not in repr(reply)
