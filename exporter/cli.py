@@ -23,6 +23,7 @@ from exporter.client import CloudClient, CloudError, RequestMetrics, Transport
 from exporter.config import ConfigError, Settings, add_arguments, load
 from exporter.scheduler import PollScheduler
 from exporter.server import MetricsServer
+from exporter.values import PayloadError
 
 log = logging.getLogger("exporter")
 
@@ -156,7 +157,7 @@ def _build(settings: Settings, *, process_metrics: bool = False) -> Exporter:
 def _discover(client: CloudClient) -> tuple[str, ...]:
     try:
         return sites.discover(client)
-    except CloudError as error:
+    except (CloudError, PayloadError) as error:
         log.error("Site discovery failed: %s", error)
         return ()
 

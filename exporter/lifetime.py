@@ -19,35 +19,48 @@ REFRESH_DAYS = 3
 
 
 class DayLedger:
-    """One site's per-day channel totals (joules), keyed by the day's local-midnight timestamp."""
+    """One site's per-day channel totals (joules), keyed by the day's local-midnight timestamp.
+
+    Each day keeps its freshest observation, from either source: at 23:55 ``today`` has read more of the
+    day than the hourly ``daily_energy`` did at 23:30, and after midnight that last reading is what keeps
+    yesterday's part of the counter from dropping back.
+    """
 
     def __init__(self) -> None:
-        self._days: dict[float, Mapping[str, float]] = {}
+        self._days: dict[float, tuple[float, Mapping[str, float]]] = {}  # start -> (observed at, totals)
+        self._has_history = False
 
     @property
     def has_history(self) -> bool:
-        return bool(self._days)
+        """True once ``daily_energy`` delivered the history: before that, lifetime totals would be too low."""
+        return self._has_history
 
-    def record(self, daily: DailyEnergy) -> None:
+    def record(self, daily: DailyEnergy, observed_at: float) -> None:
+        self._has_history = True
         for day in daily.days:
-            self._days[day.start_timestamp] = dict(day.channel_totals)
+            self.record_day(day, observed_at)
+
+    def record_day(self, day: EnergyDay, observed_at: float) -> None:
+        previous = self._days.get(day.start_timestamp)
+        if previous is None or observed_at >= previous[0]:
+            self._days[day.start_timestamp] = (observed_at, dict(day.channel_totals))
 
     def next_fetch_start(self, utc_today: date, site_start: date) -> date:
         """The whole history first; afterwards the last few days. One extra day of margin covers any
         time zone, since the site's local date can differ from the UTC date by one."""
-        if not self._days:
+        if not self._has_history:
             return site_start
         return max(site_start, utc_today - timedelta(days=REFRESH_DAYS + 1))
 
     def totals(self, today: EnergyDay | None) -> dict[str, float]:
         """Lifetime joules per channel; a channel that no day measured is absent."""
-        if not self._days:
+        if not self._has_history:
             return {}
         current: Mapping[str, float] = {}
-        past = self._days.values()
+        past = [totals for _, totals in self._days.values()]
         if today is not None and today.start_timestamp >= max(self._days):
             current = today.channel_totals
-            past = [totals for start, totals in self._days.items() if start < today.start_timestamp]
+            past = [totals for start, (_, totals) in self._days.items() if start < today.start_timestamp]
         lifetime: dict[str, float] = {}
         for totals in (*past, current):
             for channel, joules in totals.items():

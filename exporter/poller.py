@@ -100,8 +100,7 @@ class Poller:
         except Exception:  # a bug must not stop the other sources or the process
             log.exception("Unexpected error polling %s for site %s", source, site_id)
             error = "internal error (see the log)"
-        if error is not None:
-            log.warning("Polling %s for site %s failed: %s", source, site_id, error)
+        self._log_transition(site_id, source, error)
 
         def publish(site: SiteSnapshot) -> SiteSnapshot:
             previous = site.health.get(source)
@@ -148,7 +147,13 @@ class Poller:
     def _today(self, site_id: str, now: float) -> Change:
         parsed = today.parse(self._client.get_json(today.ENDPOINT, today.path(site_id)), now)
         self._count(today.ENDPOINT, parsed.problems)
-        return lambda site: self._with_lifetime(replace(site, today=parsed.value))
+
+        def change(site: SiteSnapshot) -> SiteSnapshot:
+            if parsed.value.day is not None:
+                self._ledgers.setdefault(site_id, DayLedger()).record_day(parsed.value.day, now)
+            return self._with_lifetime(replace(site, today=parsed.value))
+
+        return change
 
     def _daily_energy(self, site_id: str, now: float) -> Change:
         ledger = self._ledgers.setdefault(site_id, DayLedger())
@@ -160,7 +165,7 @@ class Poller:
         self._count(daily_energy.ENDPOINT, parsed.problems)
 
         def change(site: SiteSnapshot) -> SiteSnapshot:
-            ledger.record(parsed.value)
+            ledger.record(parsed.value, now)
             return self._with_lifetime(site)
 
         return change
@@ -185,6 +190,18 @@ class Poller:
         if site is not None and site.today is not None and site.today.site_start_date:
             return date.fromisoformat(site.today.site_start_date)
         return EARLIEST_HISTORY
+
+    def _log_transition(self, site_id: str, source: str, error: str | None) -> None:
+        """One line when a source starts failing, changes its reason, or recovers: not one per poll."""
+        site = self._store.current.sites.get(site_id)
+        previous = site.health.get(source) if site else None
+        was = None if previous is None or previous.up else previous.error
+        if error is not None and error != was:
+            log.warning("Polling %s for site %s failed: %s", source, site_id, error)
+        elif error is None and was is not None:
+            log.info("Polling %s for site %s works again", source, site_id)
+        elif error is not None:
+            log.debug("Polling %s for site %s still fails: %s", source, site_id, error)
 
     def _count(self, source: str, problems: tuple[str, ...]) -> None:
         if not problems:

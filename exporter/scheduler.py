@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 # Plan to use at most this share of the budget: logins, token refreshes and retries need the rest.
 BUDGET_SHARE_FOR_POLLING = 0.8
-# daily_energy starts after today, whose payload names the site's first day (the start of history).
-FIRST_RUN_DELAY = {"today": 0.0, "ev_status": 0.5, "ev_summary": 1.0, "daily_energy": 3.0}
+# daily_energy starts well after today, whose payload names the site's first day (the start of history),
+# so that a first login or a slow answer to today does not make the history start at the fallback date.
+FIRST_RUN_DELAY = {"today": 0.0, "ev_status": 0.5, "ev_summary": 1.0, "daily_energy": 15.0}
 
 
 def base_intervals(settings: Settings) -> dict[str, int]:

@@ -72,11 +72,15 @@ class Reader:
             self.problem(where, f"expected a number, got {raw!r}")
             return None
         if isinstance(raw, int | float):
-            value = float(raw)
+            try:
+                value = float(raw)
+            except OverflowError:  # an integer with hundreds of digits
+                self.problem(where, "number too large")
+                return None
         elif isinstance(raw, str):
             try:
                 value = float(raw.strip())
-            except ValueError:
+            except (ValueError, OverflowError):
                 self.problem(where, f"expected a number, got {_short(raw)}")
                 return None
         else:

@@ -31,7 +31,7 @@ def registry_for(store: SnapshotStore, auth: AuthState | None = None) -> Collect
 def store() -> SnapshotStore:
     store = SnapshotStore()
     ledger = DayLedger()
-    ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value)
+    ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value, 1774690000)
     t = today.parse(load_fixture("today_live.json"), 1774700000).value
     health = {s: SourceHealth(True, 1774700000.0, 1774700000.0) for s in SOURCES}
     store.update_site(

@@ -19,7 +19,7 @@ def test_days_are_sorted_and_unmeasured_days_are_empty():
 
 def test_lifetime_is_settled_days_plus_today_so_far():
     ledger = DayLedger()
-    ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value)
+    ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value, 1774690000)
     fresh_today = today.parse(load_fixture("today_live.json"), 1774700000).value.day
     totals = ledger.totals(fresh_today)
     # yesterday from daily_energy + today's fresher 152 Wh (not daily_energy's partial 10 Wh)
@@ -29,7 +29,7 @@ def test_lifetime_is_settled_days_plus_today_so_far():
 
 def test_lifetime_without_today_uses_the_partial_day():
     ledger = DayLedger()
-    ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value)
+    ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value, 1774690000)
     assert ledger.totals(None)["production"] == pytest.approx((2000 + 10) * WH)
 
 
@@ -38,7 +38,8 @@ def test_a_channel_no_day_measured_is_absent():
     ledger.record(
         daily_energy.parse(
             {"stats": [{"start_time": 1774566000, "interval_length": 900, "production": [5], "charge": []}]}
-        ).value
+        ).value,
+        observed_at=1,
     )
     assert set(ledger.totals(None)) == {"production"}
 
@@ -58,5 +59,41 @@ def test_first_fetch_is_whole_history_then_recent_days():
 
     ledger = DayLedger()
     assert ledger.next_fetch_start(date(2026, 3, 28), date(2023, 8, 10)) == date(2023, 8, 10)
-    ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value)
+    ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value, 1774690000)
     assert ledger.next_fetch_start(date(2026, 3, 28), date(2023, 8, 10)) == date(2026, 3, 24)
+
+
+def test_yesterdays_last_today_reading_carries_over_midnight():
+    """daily_energy read yesterday at 23:30; today read it again at 23:55. After midnight the counter must
+    keep the 23:55 value, or it would drop (and be held, counting a regression) until the next hourly poll."""
+    yesterday, midnight = 1774566000, 1774652400
+    ledger = DayLedger()
+    ledger.record(
+        daily_energy.parse(
+            {"stats": [{"start_time": yesterday, "interval_length": 900, "production": [10]}]}
+        ).value,
+        observed_at=midnight - 1800,
+    )
+    late_reading = today.parse(
+        {"stats": [{"start_time": yesterday, "interval_length": 900, "production": [10.5]}]}, midnight - 300
+    ).value.day
+    ledger.record_day(late_reading, observed_at=midnight - 300)
+    after_midnight = today.parse(
+        {"stats": [{"start_time": midnight, "interval_length": 900, "production": [0.2]}]}, midnight + 300
+    ).value.day
+    assert ledger.totals(after_midnight)["production"] == pytest.approx((10.5 + 0.2) * WH)
+    # and an older daily_energy answer never overwrites a fresher reading
+    ledger.record(
+        daily_energy.parse(
+            {"stats": [{"start_time": yesterday, "interval_length": 900, "production": [10]}]}
+        ).value,
+        observed_at=midnight - 3600,
+    )
+    assert ledger.totals(after_midnight)["production"] == pytest.approx((10.5 + 0.2) * WH)
+
+
+def test_today_readings_alone_are_not_a_lifetime():
+    ledger = DayLedger()
+    ledger.record_day(today.parse(load_fixture("today_live.json"), 1774700000).value.day, 1774700000)
+    assert not ledger.has_history
+    assert ledger.totals(None) == {}

@@ -55,11 +55,15 @@ def test_serve_demo_answers_with_charger_and_battery_series_within_10_s(demo_exp
     needles = (
         'enphase_ev_charger_connected{serial="EV0000000001",site_id="1234567"}',
         'enphase_battery_state_of_charge_ratio{site_id="1234567"}',
-        'enphase_up{site_id="1234567"} 1.0',
     )
     text = scrape_until(url, needles, started + 10)
     assert all(needle in text for needle in needles), text[-2000:]
     assert "process_resident_memory_bytes" in text
+    # daily_energy starts 15 s after today (it needs the site's first day); then every source is up
+    text = scrape_until(
+        url, ('enphase_up{site_id="1234567"} 1.0', "enphase_site_production_joules_total{"), started + 40
+    )
+    assert 'enphase_up{site_id="1234567"} 1.0' in text, text[-2000:]
 
     assert requests.get(f"{url}/healthz", timeout=2).text == "ok\n"
     page = requests.get(f"{url}/", timeout=2)

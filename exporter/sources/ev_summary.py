@@ -109,7 +109,7 @@ def _parse_network(raw: Any, where: str, reader: Reader) -> tuple[NetworkInterfa
     if isinstance(raw, str):
         try:
             entries = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             reader.problem(where, "not a JSON array string")
             return ()
     if not isinstance(entries, list):

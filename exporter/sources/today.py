@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from exporter.sources.energy_day import EnergyDay, parse_day
@@ -131,6 +131,10 @@ def _start_date(body: Mapping[str, Any], reader: Reader) -> str | None:
     if raw is None:
         return None
     if isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw.strip()):
-        return raw.strip()
+        try:
+            return date.fromisoformat(raw.strip()).isoformat()
+        except ValueError:
+            reader.problem("today.start_date", f"not a date: {raw!r}")
+            return None
     seconds = reader.timestamp(body, "start_date", "today", epoch_unit="s")
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC).date().isoformat()
