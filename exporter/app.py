@@ -74,7 +74,14 @@ def build(
         )
     client = CloudClient(transport, auth)
     store = SnapshotStore()
-    poller = Poller(client, store, Telemetry(registry), history_start=settings.history_start, clock=clock)
+    poller = Poller(
+        client,
+        store,
+        Telemetry(registry),
+        history_start=settings.history_start,
+        sources=settings.sources,
+        clock=clock,
+    )
     intervals = Intervals(
         settings.ev_status_interval,
         settings.ev_status_charging_interval,

@@ -107,7 +107,7 @@ def once(settings: Settings) -> int:
         site_ids = settings.site_ids or _discover(exporter.client)
         succeeded = bool(site_ids)
         for site_id in site_ids:
-            for source in ONCE_ORDER:
+            for source in (source for source in ONCE_ORDER if source in settings.sources):
                 succeeded &= exporter.poller.poll(site_id, source)
         sys.stdout.write(generate_latest(exporter.registry).decode())
     return 0 if succeeded else 1

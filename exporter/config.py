@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from exporter.sources import NAMES
+
 DEFAULT_BASE_URL = "https://enlighten.enphaseenergy.com"
 DEFAULT_PORT = 8466
 
@@ -72,6 +74,7 @@ class Settings:
     retries: int
     login_backoff: int
     history_start: date | None
+    sources: tuple[str, ...]
 
     @property
     def uses_pasted_headers(self) -> bool:
@@ -179,6 +182,14 @@ def _secret(text: str) -> Secret:
     if not text.strip():
         raise ValueError("is empty")
     return Secret(text.strip())
+
+
+def _sources(text: str) -> tuple[str, ...]:
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in chosen if name not in NAMES]
+    if unknown or not chosen:
+        raise ValueError(f"expected some of {', '.join(NAMES)}, got {text!r}")
+    return tuple(name for name in NAMES if name in chosen)
 
 
 def default_session_file() -> Path:
@@ -350,6 +361,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
         None,
         "First day of the lifetime counters. Default: the site's own start date.",
     ),
+    SettingSpec(
+        "sources",
+        "ENPHASE_SOURCES",
+        "--sources",
+        _sources,
+        NAMES,
+        "Sources to poll, comma-separated. Leave out ev_status,ev_summary for a site without a charger, "
+        "so that enphase_up is about what the site has.",
+    ),
 )
 
 
@@ -426,7 +446,9 @@ def markdown_table() -> str:
         default = spec.default
         if spec.field == "listen":
             default = f":{DEFAULT_PORT}"
-        shown = "—" if default in (None, ()) else f"`{default}`"
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        shown = "—" if default in (None, "") else f"`{default}`"
         flag = f"`{spec.flag}`" if spec.flag else "— (environment only)"
         lines.append(f"| `{spec.env}` | {flag} | {shown} | {spec.help} |")
     return "\n".join(lines)

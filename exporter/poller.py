@@ -18,13 +18,13 @@ from prometheus_client import CollectorRegistry, Counter
 from exporter.client import CloudClient, CloudError
 from exporter.lifetime import CounterGuard, DayLedger
 from exporter.snapshot import SiteSnapshot, SnapshotStore, SourceHealth
-from exporter.sources import daily_energy, ev_status, ev_summary, today
+from exporter.sources import NAMES, daily_energy, ev_status, ev_summary, today
 from exporter.sources.ev_summary import EvSummary
 from exporter.values import PayloadError
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("ev_status", "ev_summary", "today", "daily_energy")
+SOURCES = NAMES
 # Before any Enphase system reported: the fallback start of history when neither the setting nor the
 # site's own start date is known yet. Days before the site's start come back as empty arrays.
 EARLIEST_HISTORY = date(2008, 1, 1)
@@ -66,12 +66,14 @@ class Poller:
         telemetry: Telemetry,
         *,
         history_start: date | None = None,
+        sources: tuple[str, ...] = SOURCES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._store = store
         self._telemetry = telemetry
         self._history_start = history_start
+        self._sources = sources  # the enabled ones: enphase_up is about these only
         self._clock = clock
         self._ledgers: dict[str, DayLedger] = {}
         self._guard = CounterGuard(
@@ -110,7 +112,7 @@ class Poller:
             health = {**site.health, source: SourceHealth(error is None, started, last_success, error)}
             return replace(change(site) if change else site, health=health)
 
-        self._store.update_site(site_id, publish, SOURCES)
+        self._store.update_site(site_id, publish, self._sources)
         return error is None
 
     # -- one method per source: fetch and parse now, return how to change the site's snapshot --------------

@@ -18,7 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from exporter.config import Settings
-from exporter.poller import SOURCES, Poller
+from exporter.poller import Poller
 from exporter.snapshot import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -31,18 +31,21 @@ FIRST_RUN_DELAY = {"today": 0.0, "ev_status": 0.5, "ev_summary": 1.0, "daily_ene
 
 
 def base_intervals(settings: Settings) -> dict[str, int]:
-    return {
+    """Seconds between polls of each enabled source."""
+    every = {
         "ev_status": settings.ev_status_interval,
         "ev_summary": settings.ev_summary_interval,
         "today": settings.today_interval,
         "daily_energy": settings.daily_energy_interval,
     }
+    return {source: every[source] for source in settings.sources}
 
 
 def stretch_factor(settings: Settings, site_count: int) -> float:
     """How much every interval must grow so that the worst-case plan fits the budget (1.0: not at all)."""
     intervals = base_intervals(settings)
-    intervals["ev_status"] = min(settings.ev_status_interval, settings.ev_status_charging_interval)
+    if "ev_status" in intervals:
+        intervals["ev_status"] = min(settings.ev_status_interval, settings.ev_status_charging_interval)
     per_site = sum(3600 / seconds for seconds in intervals.values())
     allowed = settings.request_budget * BUDGET_SHARE_FOR_POLLING
     return max(1.0, per_site * site_count / allowed)
@@ -88,8 +91,8 @@ class PollScheduler:
             )
         now = datetime.fromtimestamp(self._clock(), UTC)
         for index, site_id in enumerate(self._sites):
-            self._store.add_site(site_id, SOURCES)
-            for source in SOURCES:
+            self._store.add_site(site_id, self._settings.sources)
+            for source in self._settings.sources:
                 interval = self.interval(source, charging=False)
                 # Spread the sites' first runs evenly over one interval, in source order within a site.
                 offset = FIRST_RUN_DELAY[source] + interval * index / len(self._sites)

@@ -136,3 +136,21 @@ def test_once_against_the_demo_cloud_passes_promtool(tmp_path):
     assert "enphase_battery_state_of_charge_ratio{" in result.stdout
     assert "enphase_site_production_joules_total{" in result.stdout
     promtool_check(result.stdout)
+
+
+def test_a_battery_only_site_polls_and_reports_only_its_sources(tmp_path):
+    with FixtureCloud() as cloud:
+        result = run_once(
+            {
+                "ENPHASE_BASE_URL": cloud.base_url,
+                "ENPHASE_E_AUTH_TOKEN": PASTED_TOKEN,
+                "ENPHASE_COOKIE": PASTED_COOKIE,
+                "ENPHASE_SITE_ID": "7654321",
+                "ENPHASE_SOURCES": "today,daily_energy",
+            },
+            tmp_path,
+        )
+    assert result.returncode == 0, result.stderr
+    assert not any("evse_controller" in path for _, path in cloud.requests)
+    assert 'enphase_up{site_id="7654321"} 1.0' in result.stdout
+    assert 'enphase_source_up{site_id="7654321",source="ev_status"}' not in result.stdout

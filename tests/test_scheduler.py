@@ -81,3 +81,8 @@ def test_first_runs_are_staggered_across_sites_and_today_precedes_daily_energy()
         assert (runs["2:today"] - runs["1:today"]).total_seconds() == pytest.approx(150)
     finally:
         scheduler.shutdown()
+
+
+def test_a_site_without_ev_sources_plans_only_what_it_polls():
+    narrowed = settings(ENPHASE_SOURCES="today,daily_energy", ENPHASE_REQUEST_BUDGET=10)
+    assert stretch_factor(narrowed, 1) == pytest.approx(13 / 8)  # 12 + 1 requests/hour against 80 % of 10
