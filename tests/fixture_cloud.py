@@ -6,9 +6,11 @@ worked out by hand from the fixtures.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 from conftest import FIXTURES
 
@@ -17,6 +19,8 @@ EMAIL = "owner@example.com"
 PASSWORD = "fixture-password-5150"
 SESSION_ID = "fixture-session-8e1f"
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDAsImRhdGEiOnsidXNlcl9pZCI6NDJ9fQ.c2lnbmF0dXJl"  # exp 2100
+OTP_NONCE = "otp-nonce-4c21"
+OTP_CODE = "482913"
 PASTED_TOKEN = "pasted-token-77aa"
 PASTED_COOKIE = "_enlighten_4_session=pasted-cookie-99bb"
 
@@ -30,8 +34,9 @@ ROUTES = {
 
 
 class FixtureCloud:
-    def __init__(self, routes: dict[str, str] | None = None) -> None:
+    def __init__(self, routes: dict[str, str] | None = None, mfa: bool = False) -> None:
         self.routes = dict(ROUTES if routes is None else routes)
+        self.mfa = mfa
         self.requests: list[tuple[str, str]] = []
         cloud = self
 
@@ -53,9 +58,23 @@ class FixtureCloud:
             def do_POST(self) -> None:
                 cloud.requests.append(("POST", self.path))
                 length = int(self.headers.get("Content-Length", 0))
-                form = self.rfile.read(length).decode()
-                if self.path != "/login/login.json" or "fixture-password-5150" not in form:
+                form = parse_qs(self.rfile.read(length).decode())
+                if self.path == "/app-api/validate_login_otp":
+                    nonce_ok = f"login_otp_nonce={OTP_NONCE}" in self.headers.get("Cookie", "")
+                    code = base64.b64decode(form.get("otp", [""])[0]).decode()
+                    email = base64.b64decode(form.get("email", [""])[0]).decode()
+                    if nonce_ok and code == OTP_CODE and email == EMAIL:
+                        return self._logged_in()
+                    return self._send(200, {"isValid": False, "isBlocked": False})
+                if self.path != "/login/login.json" or form.get("user[password]") != [PASSWORD]:
                     return self._send(401, {"message": "Invalid"})
+                if cloud.mfa:
+                    return self._send(
+                        200, {"success": True, "isBlocked": False}, cookies=[f"login_otp_nonce={OTP_NONCE}"]
+                    )
+                self._logged_in()
+
+            def _logged_in(self) -> None:
                 body = {
                     "message": "success",
                     "session_id": SESSION_ID,

@@ -154,3 +154,46 @@ def test_a_battery_only_site_polls_and_reports_only_its_sources(tmp_path):
     assert not any("evse_controller" in path for _, path in cloud.requests)
     assert 'enphase_up{site_id="7654321"} 1.0' in result.stdout
     assert 'enphase_source_up{site_id="7654321",source="ev_status"}' not in result.stdout
+
+
+def test_mfa_login_on_a_terminal_then_once_reuses_the_session(tmp_path):
+    from fixture_cloud import OTP_CODE
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENPHASE_")}
+    with FixtureCloud(mfa=True) as cloud:
+        env.update(
+            {
+                "ENPHASE_BASE_URL": cloud.base_url,
+                "ENPHASE_EMAIL": EMAIL,
+                "ENPHASE_PASSWORD": PASSWORD,
+                "ENPHASE_SESSION_FILE": str(tmp_path / "session.json"),
+            }
+        )
+        login = subprocess.run(
+            [sys.executable, "-m", "exporter", "login"],
+            env=env,
+            input=f"000000\n{OTP_CODE}\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert login.returncode == 0, login.stderr
+        assert "The code was not accepted." in login.stdout  # the first, wrong code
+        assert (tmp_path / "session.json").stat().st_mode & 0o777 == 0o600
+        del env["ENPHASE_PASSWORD"]  # serve/once need only the email and the saved session
+        result = run_once({k: v for k, v in env.items() if k.startswith("ENPHASE_")}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    posts = [path for method, path in cloud.requests if method == "POST"]
+    assert posts == ["/login/login.json", "/app-api/validate_login_otp", "/app-api/validate_login_otp"]
+    assert OTP_CODE not in login.stdout + login.stderr and PASSWORD not in login.stdout + login.stderr
+
+
+def test_mfa_account_without_a_saved_session_is_told_to_run_login(tmp_path):
+    with FixtureCloud(mfa=True) as cloud:
+        result = run_once(
+            {"ENPHASE_BASE_URL": cloud.base_url, "ENPHASE_EMAIL": EMAIL, "ENPHASE_PASSWORD": PASSWORD},
+            tmp_path,
+        )
+    assert result.returncode == 1
+    assert "enphase-exporter login" in result.stderr
+    assert [path for method, path in cloud.requests if method == "POST"] == ["/login/login.json"]
