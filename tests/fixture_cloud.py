@@ -116,3 +116,13 @@ class FixtureCloud:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def pasted_headers(cloud: FixtureCloud, **settings: str) -> dict[str, str]:
+    """The environment of a user who pasted browser headers, pointed at ``cloud``, plus any settings."""
+    return {
+        "ENPHASE_BASE_URL": cloud.base_url,
+        "ENPHASE_E_AUTH_TOKEN": PASTED_TOKEN,
+        "ENPHASE_COOKIE": PASTED_COOKIE,
+        **settings,
+    }

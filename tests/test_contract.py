@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from catalog import CATALOG
-from fixture_cloud import PASTED_COOKIE, PASTED_TOKEN, FixtureCloud
+from fixture_cloud import FixtureCloud, pasted_headers
 from test_once import run_once
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -26,11 +26,7 @@ def test_every_catalog_metric_is_documented_in_the_readme(name):
 def exposition(tmp_path_factory) -> str:
     """``once`` against live-shaped fixtures: what a user's first run prints."""
     with FixtureCloud() as cloud:
-        env = {
-            "ENPHASE_BASE_URL": cloud.base_url,
-            "ENPHASE_E_AUTH_TOKEN": PASTED_TOKEN,
-            "ENPHASE_COOKIE": PASTED_COOKIE,
-        }
+        env = pasted_headers(cloud)
         result = run_once(env, tmp_path_factory.mktemp("once"))
     assert result.returncode == 0, result.stderr
     return result.stdout

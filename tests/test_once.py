@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixture_cloud import EMAIL, PASSWORD, PASTED_COOKIE, PASTED_TOKEN, FixtureCloud
+from fixture_cloud import EMAIL, PASSWORD, FixtureCloud, pasted_headers
 
 GOLDEN = Path(__file__).parent / "golden" / "once.prom"
 # Values that depend on the wall clock or on latency; their lines are kept, their values masked.
@@ -47,11 +47,7 @@ def promtool_check(exposition: str) -> None:
 def test_once_with_pasted_headers_matches_the_golden_exposition(tmp_path):
     with FixtureCloud() as cloud:
         result = run_once(
-            {
-                "ENPHASE_BASE_URL": cloud.base_url,
-                "ENPHASE_E_AUTH_TOKEN": PASTED_TOKEN,
-                "ENPHASE_COOKIE": PASTED_COOKIE,
-            },
+            pasted_headers(cloud),
             tmp_path,
         )
     assert result.returncode == 0, result.stderr
@@ -82,11 +78,7 @@ def test_once_with_email_and_password_logs_in_once_and_prints_the_same_values(tm
 def test_discovery_deduplicates_and_history_starts_at_the_sites_first_day(tmp_path):
     with FixtureCloud() as cloud:
         run_once(
-            {
-                "ENPHASE_BASE_URL": cloud.base_url,
-                "ENPHASE_E_AUTH_TOKEN": PASTED_TOKEN,
-                "ENPHASE_COOKIE": PASTED_COOKIE,
-            },
+            pasted_headers(cloud),
             tmp_path,
         )
     paths = [path for _, path in cloud.requests]
@@ -98,12 +90,7 @@ def test_a_failing_source_exits_1_and_keeps_the_others(tmp_path):
     with FixtureCloud() as cloud:
         del cloud.routes["/pv/systems/7654321/today"]
         result = run_once(
-            {
-                "ENPHASE_BASE_URL": cloud.base_url,
-                "ENPHASE_E_AUTH_TOKEN": PASTED_TOKEN,
-                "ENPHASE_COOKIE": PASTED_COOKIE,
-                "ENPHASE_SITE_ID": "7654321",
-            },
+            pasted_headers(cloud, ENPHASE_SITE_ID="7654321"),
             tmp_path,
         )
     assert result.returncode == 1
@@ -141,13 +128,7 @@ def test_once_against_the_demo_cloud_passes_promtool(tmp_path):
 def test_a_battery_only_site_polls_and_reports_only_its_sources(tmp_path):
     with FixtureCloud() as cloud:
         result = run_once(
-            {
-                "ENPHASE_BASE_URL": cloud.base_url,
-                "ENPHASE_E_AUTH_TOKEN": PASTED_TOKEN,
-                "ENPHASE_COOKIE": PASTED_COOKIE,
-                "ENPHASE_SITE_ID": "7654321",
-                "ENPHASE_SOURCES": "today,daily_energy",
-            },
+            pasted_headers(cloud, ENPHASE_SITE_ID="7654321", ENPHASE_SOURCES="today,daily_energy"),
             tmp_path,
         )
     assert result.returncode == 0, result.stderr
