@@ -304,16 +304,17 @@ class CloudClient:
     def __init__(self, transport: Transport, auth: Authenticator) -> None:
         self.transport = transport
         self.auth = auth
-        # Endpoints that rejected a session right after it was renewed: for them a rejection means "not for
-        # this account" (a site without a charger answers 403), not "expired". Logging in again on every poll
-        # would get the account blocked, so they fail alone until they accept a session again.
+        # Paths (one site's endpoint) that rejected a session right after it was renewed: for them a
+        # rejection means "not for this account" (a site without a charger answers 403), not "expired".
+        # Logging in again on every poll would get the account blocked, so they fail alone until they
+        # accept a session again. Keyed by path, so one site's refusal never blocks another site's renewal.
         self._rejecting: set[str] = set()
 
     def get_json(self, endpoint: str, path: str, params: Mapping[str, str] | None = None) -> Any:
         credentials = self.auth.credentials()
         reply = self.transport.request(endpoint, "GET", path, params=params, headers=credentials.headers)
         if session_expired(reply):
-            if endpoint in self._rejecting:
+            if path in self._rejecting:
                 raise UpstreamError(endpoint, reply.status)
             self.auth.expired(credentials.generation)
             renewed = self.auth.credentials()
@@ -321,12 +322,12 @@ class CloudClient:
                 raise SessionExpired(f"{endpoint}: the session was rejected (HTTP {reply.status})")
             reply = self.transport.request(endpoint, "GET", path, params=params, headers=renewed.headers)
             if session_expired(reply):
-                self._rejecting.add(endpoint)
+                self._rejecting.add(path)
                 raise UpstreamError(endpoint, reply.status)
         if reply.status >= 300:
             raise UpstreamError(endpoint, reply.status)
         payload = reply.json(endpoint)
-        self._rejecting.discard(endpoint)
+        self._rejecting.discard(path)
         self.auth.accepted()
         return payload
 

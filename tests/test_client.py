@@ -477,3 +477,19 @@ def test_a_reply_does_not_show_its_cookies_or_body():
         200, {"set-cookie": "s=cookie-SECRET-1"}, b'{"session_id":"body-SECRET-2"}', {"s": "cookie-SECRET-1"}
     )
     assert "SECRET" not in repr(reply)
+
+
+@responses.activate
+def test_a_rejecting_endpoint_of_one_site_does_not_stop_another_sites_renewal(transport, clock, tmp_path):
+    saved = make_session({"_enlighten_4_session": "old-session-id-999"}, None)
+    other = f"{BASE}/service/evse_controller/2/ev_chargers/status"
+    responses.add(responses.GET, STATUS, status=403)  # site 1 has no charger
+    login_ok(responses, jwt(clock.now + 86400))
+    client, _ = password_client(transport, clock, tmp_path, saved=saved)
+    with pytest.raises(UpstreamError):
+        client.get_json("ev_status", "/service/evse_controller/1/ev_chargers/status")
+    responses.add(responses.GET, other, status=401)  # site 2: the session really expired
+    login_ok(responses, jwt(clock.now + 86400, "sess-second-login"), "sess-second-login")
+    responses.add(responses.GET, other, json={"data": {"chargers": []}})
+    assert client.get_json("ev_status", "/service/evse_controller/2/ev_chargers/status")
+    assert logins(responses) == 2
