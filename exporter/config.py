@@ -1,8 +1,8 @@
 """Settings: command-line flags over environment over defaults, validated once into one typed object.
 
 Every setting is one row of ``SETTINGS``; the README's configuration table is written from the same rows
-(``enphase-exporter settings-table``). A bad value raises ``ConfigError`` naming the setting and what is
-wrong; the CLI prints that one line and exits with status 2.
+(``markdown_table``, which a test compares with the README). A bad value raises ``ConfigError`` naming the
+setting and what is wrong; the CLI prints that one line and exits with status 2.
 """
 
 from __future__ import annotations
@@ -51,6 +51,31 @@ class Secret:
 
 
 @dataclass(frozen=True, slots=True)
+class InfluxSettings:
+    """Where points go: InfluxDB 2.x/3.x (``bucket``, via influxdb-client) or 1.x (``database``, /write)."""
+
+    url: str
+    bucket: str | None
+    org: str | None
+    token: Secret | None
+    database: str | None
+    retention_policy: str | None
+    username: str | None
+    password: Secret | None
+    queue_dir: Path
+    queue_max_bytes: int
+
+    @property
+    def api_version(self) -> int:
+        return 2 if self.bucket is not None else 1
+
+    @property
+    def target(self) -> str:
+        """Where the points go, for logs: no credentials."""
+        return f"{self.url} bucket {self.bucket}" if self.bucket else f"{self.url} database {self.database}"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     base_url: str
     e_auth_token: Secret | None
@@ -75,6 +100,9 @@ class Settings:
     login_backoff: int
     history_start: date | None
     sources: tuple[str, ...]
+    influx: InfluxSettings | None  # None: no InfluxDB output
+    web_config_file: Path | None
+    shard: tuple[int, int] | None  # (k, n): this exporter polls the k-th of n shares of the sites
 
     @property
     def uses_pasted_headers(self) -> bool:
@@ -192,9 +220,39 @@ def _sources(text: str) -> tuple[str, ...]:
     return tuple(name for name in NAMES if name in chosen)
 
 
+_SIZE_UNITS = {"": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def _bytes(text: str) -> int:
+    match = re.fullmatch(r"(\d+)\s*([kmg]i?b)?", text.strip().lower())
+    if not match:
+        raise ValueError(f"expected a size such as 100000000, 500MB or 1GiB, got {text!r}")
+    value = int(match[1]) * _SIZE_UNITS[match[2] or ""]
+    if value < 10**6:
+        raise ValueError(f"must be at least 1MB, got {text!r}")
+    return value
+
+
+def _name(text: str) -> str:
+    if not text.strip():
+        raise ValueError("is empty")
+    return text.strip()
+
+
+def _shard(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise ValueError(f"expected K/N with 1 <= K <= N, such as 2/3, got {text!r}")
+    return int(match[1]), int(match[2])
+
+
 def default_session_file() -> Path:
     state_home = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(state_home) / "enphase-exporter" / "session.json"
+
+
+def default_queue_dir() -> Path:
+    return default_session_file().parent / "influx-queue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,6 +428,109 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Sources to poll, comma-separated. Leave out ev_status,ev_summary for a site without a charger, "
         "so that enphase_up is about what the site has.",
     ),
+    SettingSpec(
+        "influx_url",
+        "ENPHASE_INFLUX_URL",
+        "--influx-url",
+        _url,
+        None,
+        "InfluxDB to push every reading to, such as http://localhost:8086. Off when unset.",
+    ),
+    SettingSpec(
+        "influx_bucket",
+        "ENPHASE_INFLUX_BUCKET",
+        "--influx-bucket",
+        _name,
+        None,
+        "InfluxDB 2.x/3.x: the bucket (with ENPHASE_INFLUX_ORG and ENPHASE_INFLUX_TOKEN).",
+    ),
+    SettingSpec(
+        "influx_org", "ENPHASE_INFLUX_ORG", "--influx-org", _name, None, "InfluxDB 2.x/3.x: the organisation."
+    ),
+    SettingSpec(
+        "influx_token", "ENPHASE_INFLUX_TOKEN", None, _secret, None, "InfluxDB 2.x/3.x: the API token."
+    ),
+    SettingSpec(
+        "influx_token_file",
+        "ENPHASE_INFLUX_TOKEN_FILE",
+        "--influx-token-file",
+        _path,
+        None,
+        "File holding the InfluxDB token; instead of ENPHASE_INFLUX_TOKEN.",
+    ),
+    SettingSpec(
+        "influx_database",
+        "ENPHASE_INFLUX_DATABASE",
+        "--influx-database",
+        _name,
+        None,
+        "InfluxDB 1.x: the database (written through /write).",
+    ),
+    SettingSpec(
+        "influx_retention_policy",
+        "ENPHASE_INFLUX_RETENTION_POLICY",
+        "--influx-retention-policy",
+        _name,
+        None,
+        "InfluxDB 1.x: the retention policy. Default: the database's default policy.",
+    ),
+    SettingSpec(
+        "influx_username",
+        "ENPHASE_INFLUX_USERNAME",
+        "--influx-username",
+        _name,
+        None,
+        "InfluxDB 1.x: user name, when authentication is on.",
+    ),
+    SettingSpec(
+        "influx_password",
+        "ENPHASE_INFLUX_PASSWORD",
+        None,
+        _secret,
+        None,
+        "InfluxDB 1.x: the user's password.",
+    ),
+    SettingSpec(
+        "influx_password_file",
+        "ENPHASE_INFLUX_PASSWORD_FILE",
+        "--influx-password-file",
+        _path,
+        None,
+        "File holding the InfluxDB 1.x password; instead of ENPHASE_INFLUX_PASSWORD.",
+    ),
+    SettingSpec(
+        "influx_queue_dir",
+        "ENPHASE_INFLUX_QUEUE_DIR",
+        "--influx-queue-dir",
+        _path,
+        None,
+        "Where points wait while InfluxDB is unreachable; kept across restarts. Default: influx-queue/ "
+        "beside the session file.",
+    ),
+    SettingSpec(
+        "influx_queue_max_bytes",
+        "ENPHASE_INFLUX_QUEUE_MAX_BYTES",
+        "--influx-queue-max-bytes",
+        _bytes,
+        100_000_000,
+        "Bound of the waiting points (100MB holds months of one site); beyond it the oldest are dropped.",
+    ),
+    SettingSpec(
+        "web_config_file",
+        "ENPHASE_WEB_CONFIG_FILE",
+        "--web.config.file",
+        _path,
+        None,
+        "Exporter-toolkit web config: TLS (`tls_server_config`) and bcrypt `basic_auth_users` for /metrics.",
+    ),
+    SettingSpec(
+        "shard",
+        "ENPHASE_SHARD",
+        "--shard",
+        _shard,
+        None,
+        "K/N: poll only the K-th of N deterministic shares of the account's sites (one exporter per share).",
+    ),
 )
 
 
@@ -407,16 +568,9 @@ def load(
 
 
 def _finish(values: dict[str, Any], require_credentials: bool) -> Settings:
-    password_file: Path | None = values.pop("password_file")
-    if password_file is not None:
-        if values["password"] is not None:
-            raise ConfigError(
-                "ENPHASE_PASSWORD_FILE: set either ENPHASE_PASSWORD or ENPHASE_PASSWORD_FILE, not both"
-            )
-        try:
-            values["password"] = _secret(password_file.read_text())
-        except (OSError, ValueError) as error:
-            raise ConfigError(f"ENPHASE_PASSWORD_FILE: cannot read {password_file}: {error}") from None
+    _secret_from_file(values, "password", "ENPHASE_PASSWORD")
+    _secret_from_file(values, "influx_token", "ENPHASE_INFLUX_TOKEN")
+    _secret_from_file(values, "influx_password", "ENPHASE_INFLUX_PASSWORD")
     if (values["e_auth_token"] is None) != (values["cookie"] is None):
         raise ConfigError(
             "ENPHASE_E_AUTH_TOKEN/ENPHASE_COOKIE: pasted headers need both, the token and the cookie"
@@ -436,7 +590,55 @@ def _finish(values: dict[str, Any], require_credentials: bool) -> Settings:
         )
     values["listen_host"], values["listen_port"] = values.pop("listen")
     values["session_file"] = values["session_file"] or default_session_file()
+    values["influx"] = _influx(values)
     return Settings(**values)
+
+
+def _secret_from_file(values: dict[str, Any], field: str, env: str) -> None:
+    """``<field>_file`` (e.g. a Docker secret) fills ``<field>``; setting both is an error."""
+    path: Path | None = values.pop(f"{field}_file")
+    if path is None:
+        return
+    if values[field] is not None:
+        raise ConfigError(f"{env}_FILE: set either {env} or {env}_FILE, not both")
+    try:
+        values[field] = _secret(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{env}_FILE: cannot read {path}: {error}") from None
+
+
+_INFLUX_FIELDS = ("bucket", "org", "token", "database", "retention_policy", "username", "password")
+
+
+def _influx(values: dict[str, Any]) -> InfluxSettings | None:
+    url = values.pop("influx_url")
+    given = {name: values.pop(f"influx_{name}") for name in _INFLUX_FIELDS}
+    queue_dir = values.pop("influx_queue_dir") or default_queue_dir()
+    queue_max_bytes = values.pop("influx_queue_max_bytes")
+    if url is None:
+        stray = [f"ENPHASE_INFLUX_{name.upper()}" for name, value in given.items() if value is not None]
+        if stray:
+            raise ConfigError(f"ENPHASE_INFLUX_URL: {stray[0]} is set but no InfluxDB URL to write to")
+        return None
+    v2 = [name for name in ("bucket", "org", "token") if given[name] is not None]
+    v1_names = ("database", "retention_policy", "username", "password")
+    v1 = [name for name in v1_names if given[name] is not None]
+    if v2 and v1:
+        raise ConfigError(
+            f"ENPHASE_INFLUX_{v1[0].upper()}: InfluxDB 1.x settings mixed with 2.x settings "
+            f"(ENPHASE_INFLUX_{v2[0].upper()}); choose a bucket (2.x) or a database (1.x)"
+        )
+    if v2 and (given["bucket"] is None or given["org"] is None):
+        missing = "BUCKET" if given["bucket"] is None else "ORG"
+        raise ConfigError(f"ENPHASE_INFLUX_{missing}: InfluxDB 2.x/3.x needs a bucket and an organisation")
+    if not v2 and given["database"] is None:
+        raise ConfigError(
+            "ENPHASE_INFLUX_URL: set ENPHASE_INFLUX_BUCKET and ENPHASE_INFLUX_ORG (InfluxDB 2.x/3.x) or "
+            "ENPHASE_INFLUX_DATABASE (InfluxDB 1.x)"
+        )
+    if (given["username"] is None) != (given["password"] is None):
+        raise ConfigError("ENPHASE_INFLUX_USERNAME/ENPHASE_INFLUX_PASSWORD: set both or neither")
+    return InfluxSettings(url=url, queue_dir=queue_dir, queue_max_bytes=queue_max_bytes, **given)
 
 
 def markdown_table() -> str:
