@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -19,6 +20,7 @@ from exporter.client import CloudClient, CloudError
 from exporter.lifetime import CounterGuard, DayLedger
 from exporter.snapshot import SiteSnapshot, SnapshotStore, SourceHealth
 from exporter.sources import NAMES, daily_energy, ev_status, ev_summary, today
+from exporter.sources.daily_energy import DailyEnergy
 from exporter.sources.ev_summary import EvSummary
 from exporter.values import PayloadError
 
@@ -30,6 +32,24 @@ SOURCES = NAMES
 EARLIEST_HISTORY = date(2008, 1, 1)
 
 Change = Callable[[SiteSnapshot], SiteSnapshot]
+
+
+class Fetched(NamedTuple):
+    change: Change  # how the poll changes the site's snapshot
+    history: DailyEnergy | None = None  # daily_energy only: the days just fetched
+
+
+@dataclass(frozen=True, slots=True)
+class Polled:
+    """What one successful poll produced, for outputs that keep every reading (InfluxDB)."""
+
+    site: SiteSnapshot  # the site after the poll
+    source: str
+    observed_at: float
+    history: DailyEnergy | None = None  # daily_energy only: the days just fetched (not kept in the snapshot)
+
+
+Listener = Callable[[Polled], None]
 
 
 def lifetime_metric_name(channel: str) -> str:
@@ -67,6 +87,7 @@ class Poller:
         *,
         history_start: date | None = None,
         sources: tuple[str, ...] = SOURCES,
+        listeners: Sequence[Listener] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
@@ -74,13 +95,14 @@ class Poller:
         self._telemetry = telemetry
         self._history_start = history_start
         self._sources = sources  # the enabled ones: enphase_up is about these only
+        self._listeners = tuple(listeners)
         self._clock = clock
         self._ledgers: dict[str, DayLedger] = {}
         self._guard = CounterGuard(
             lambda site, metric: telemetry.counter_regressions.labels(site, metric).inc()
         )
         self._problems_logged: set[str] = set()
-        self._fetchers: dict[str, Callable[[str, float], Change]] = {
+        self._fetchers: dict[str, Callable[[str, float], Fetched]] = {
             "ev_status": self._ev_status,
             "ev_summary": self._ev_summary,
             "today": self._today,
@@ -90,10 +112,10 @@ class Poller:
     def poll(self, site_id: str, source: str) -> bool:
         """Poll once; True when the source succeeded. Never raises: the scheduler must keep running."""
         started = self._clock()
-        change: Change | None = None
+        fetched: Fetched | None = None
         error: str | None = None
         try:
-            change = self._fetchers[source](site_id, started)
+            fetched = self._fetchers[source](site_id, started)
         except CloudError as failure:
             error = str(failure)
         except PayloadError as failure:
@@ -110,19 +132,30 @@ class Poller:
                 started if error is None else (previous.last_success_timestamp if previous else None)
             )
             health = {**site.health, source: SourceHealth(error is None, started, last_success, error)}
-            return replace(change(site) if change else site, health=health)
+            return replace(fetched.change(site) if fetched else site, health=health)
 
-        self._store.update_site(site_id, publish, self._sources)
+        site = self._store.update_site(site_id, publish, self._sources)
+        if fetched is not None:
+            self._tell_listeners(Polled(site, source, started, fetched.history))
         return error is None
+
+    def _tell_listeners(self, polled: Polled) -> None:
+        for listener in self._listeners:
+            try:
+                listener(polled)
+            except Exception:  # an output's bug must not stop polling or the other outputs
+                log.exception(
+                    "An output failed to take the %s poll of site %s", polled.source, polled.site.site_id
+                )
 
     # -- one method per source: fetch and parse now, return how to change the site's snapshot --------------
 
-    def _ev_status(self, site_id: str, now: float) -> Change:
+    def _ev_status(self, site_id: str, now: float) -> Fetched:
         parsed = ev_status.parse(self._client.get_json(ev_status.ENDPOINT, ev_status.path(site_id)))
         self._count(ev_status.ENDPOINT, parsed.problems)
-        return lambda site: replace(site, ev_status=parsed.value)
+        return Fetched(lambda site: replace(site, ev_status=parsed.value))
 
-    def _ev_summary(self, site_id: str, now: float) -> Change:
+    def _ev_summary(self, site_id: str, now: float) -> Fetched:
         payload = self._client.get_json(ev_summary.ENDPOINT, ev_summary.path(site_id), ev_summary.QUERY)
         parsed = ev_summary.parse(payload)
         self._count(ev_summary.ENDPOINT, parsed.problems)
@@ -144,9 +177,9 @@ class Poller:
             )
             return replace(site, ev_summary=EvSummary(held))
 
-        return change
+        return Fetched(change)
 
-    def _today(self, site_id: str, now: float) -> Change:
+    def _today(self, site_id: str, now: float) -> Fetched:
         parsed = today.parse(self._client.get_json(today.ENDPOINT, today.path(site_id)), now)
         self._count(today.ENDPOINT, parsed.problems)
 
@@ -155,9 +188,9 @@ class Poller:
                 self._ledgers.setdefault(site_id, DayLedger()).record_day(parsed.value.day, now)
             return self._with_lifetime(replace(site, today=parsed.value))
 
-        return change
+        return Fetched(change)
 
-    def _daily_energy(self, site_id: str, now: float) -> Change:
+    def _daily_energy(self, site_id: str, now: float) -> Fetched:
         ledger = self._ledgers.setdefault(site_id, DayLedger())
         start = ledger.next_fetch_start(datetime.fromtimestamp(now, UTC).date(), self._site_start(site_id))
         payload = self._client.get_json(
@@ -170,7 +203,7 @@ class Poller:
             ledger.record(parsed.value, now)
             return self._with_lifetime(site)
 
-        return change
+        return Fetched(change, parsed.value)
 
     # -- helpers ----------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -105,8 +106,12 @@ class PollScheduler:
                 )
         self._scheduler.start()
 
-    def shutdown(self) -> None:
-        self._scheduler.shutdown(wait=False)
+    def shutdown(self, grace: float = 10.0) -> None:
+        """Stop polling; polls already under way get ``grace`` seconds to finish, so that what they read
+        reaches the outputs (the InfluxDB queue) before the process exits."""
+        waiting = threading.Thread(target=self._scheduler.shutdown, kwargs={"wait": True}, daemon=True)
+        waiting.start()
+        waiting.join(grace)
 
     def interval(self, source: str, *, charging: bool) -> float:
         if source == "ev_status" and charging:
