@@ -20,6 +20,7 @@ from exporter import __version__
 from exporter.auth import AuthState, PasswordLogin, PastedHeaders, SessionFile
 from exporter.client import CloudClient, RequestBudget, RequestMetrics, Transport
 from exporter.config import Secret, Settings
+from exporter.influx import InfluxOutput, build_output
 from exporter.poller import Poller, Telemetry
 from exporter.render_prometheus import Intervals, SnapshotCollector
 from exporter.snapshot import SnapshotStore
@@ -35,21 +36,31 @@ class Exporter:
     client: CloudClient
     poller: Poller
     auth_state: AuthState
+    influx: InfluxOutput | None  # started by the caller, closed by the caller
 
 
 def build(
-    settings: Settings, *, process_metrics: bool = False, clock: Callable[[], float] = time.time
+    settings: Settings,
+    *,
+    process_metrics: bool = False,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Exporter:
-    """Everything but the scheduler and the HTTP server. Raises ``SessionFileError`` for an unsafe file."""
+    """Everything but the scheduler and the HTTP server. Raises ``SessionFileError`` for an unsafe file.
+
+    ``monotonic`` and ``sleep`` time the client's pauses, budget and back-off: a time-lapse run fakes them."""
     disable_created_metrics()  # *_created series are noise for an exporter's counters
     registry = CollectorRegistry()
     transport = Transport(
         settings.base_url,
         RequestMetrics(registry),
-        budget=RequestBudget(settings.request_budget),
+        budget=RequestBudget(settings.request_budget, clock=monotonic),
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         retries=settings.retries,
+        clock=monotonic,
+        sleep=sleep,
     )
     auth: PastedHeaders | PasswordLogin
     if settings.e_auth_token is not None and settings.cookie is not None:
@@ -74,12 +85,14 @@ def build(
         )
     client = CloudClient(transport, auth)
     store = SnapshotStore()
+    influx = build_output(settings.influx, registry) if settings.influx else None
     poller = Poller(
         client,
         store,
         Telemetry(registry),
         history_start=settings.history_start,
         sources=settings.sources,
+        listeners=(influx,) if influx else (),
         clock=clock,
     )
     intervals = Intervals(
@@ -98,7 +111,7 @@ def build(
     ).labels(__version__).set(1)
     if process_metrics:
         ProcessCollector(registry=registry)
-    return Exporter(settings, registry, store, client, poller, auth.state)
+    return Exporter(settings, registry, store, client, poller, auth.state, influx)
 
 
 @contextmanager
@@ -111,6 +124,10 @@ def demo_cloud_if_asked(settings: Settings) -> Iterator[Settings]:
 
     with DemoCloud() as cloud, tempfile.TemporaryDirectory(prefix="enphase-demo-") as state:
         log.info("Demo mode: a simulated Enlighten cloud runs at %s; no real account is used", cloud.base_url)
+        if settings.demo_faults is not None:
+            # A timed-out answer must outlast the client's patience, or it would only be a slow one.
+            cloud.faults.mix(settings.demo_faults, timeout_seconds=settings.read_timeout + 5)
+            log.info("Demo faults: %s", settings.demo_faults)
         yield replace(
             settings,
             base_url=cloud.base_url,

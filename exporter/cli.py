@@ -21,6 +21,7 @@ from exporter.app import Exporter, build, demo_cloud_if_asked
 from exporter.auth import SessionFile, interactive_login
 from exporter.client import CloudClient, CloudError, RequestMetrics, Transport
 from exporter.config import ConfigError, Settings, add_arguments, load
+from exporter.influx import InfluxOutput
 from exporter.scheduler import PollScheduler
 from exporter.server import MetricsServer
 from exporter.values import PayloadError
@@ -30,6 +31,7 @@ log = logging.getLogger("exporter")
 # today first: its payload names the site's first day, where daily_energy's history starts.
 ONCE_ORDER = ("today", "daily_energy", "ev_status", "ev_summary")
 DISCOVERY_RETRY_SECONDS = 60.0
+ONCE_FLUSH_SECONDS = 30.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,10 +81,14 @@ def serve(settings: Settings) -> int:
     with demo_cloud_if_asked(settings) as settings:
         exporter = _build(settings, process_metrics=True)
         server = MetricsServer(
-            settings.listen_host, settings.listen_port, exporter.registry, lambda: exporter.store.current
+            settings.listen_host,
+            settings.listen_port,
+            exporter.registry,
+            lambda: exporter.store.current,
+            web_config_file=settings.web_config_file,
         )
         server.start()
-        log.info("Serving http://%s:%d/metrics", settings.listen_host or "0.0.0.0", server.port)
+        log.info("Serving %s://%s:%d/metrics", server.scheme, settings.listen_host or "0.0.0.0", server.port)
         site_ids = settings.site_ids
         while not site_ids and not stop.is_set():
             site_ids = _discover(exporter.client)
@@ -90,6 +96,8 @@ def serve(settings: Settings) -> int:
                 log.error("No site found for this account; trying again in %.0f s", DISCOVERY_RETRY_SECONDS)
                 stop.wait(DISCOVERY_RETRY_SECONDS)
         scheduler = PollScheduler(settings, exporter.poller, exporter.store)
+        if exporter.influx:
+            exporter.influx.start()
         if site_ids:
             log.info("Polling site(s) %s", ", ".join(site_ids))
             scheduler.start(site_ids)
@@ -97,6 +105,8 @@ def serve(settings: Settings) -> int:
         log.info("Stopping")
         if site_ids:
             scheduler.shutdown()
+        if exporter.influx:
+            exporter.influx.close()
         server.stop()
     return 0
 
@@ -104,13 +114,31 @@ def serve(settings: Settings) -> int:
 def once(settings: Settings) -> int:
     with demo_cloud_if_asked(settings) as settings:
         exporter = _build(settings)
+        if exporter.influx:
+            exporter.influx.start()
         site_ids = settings.site_ids or _discover(exporter.client)
         succeeded = bool(site_ids)
         for site_id in site_ids:
             for source in (source for source in ONCE_ORDER if source in settings.sources):
                 succeeded &= exporter.poller.poll(site_id, source)
+        if exporter.influx:
+            succeeded &= _flush(exporter.influx)
         sys.stdout.write(generate_latest(exporter.registry).decode())
     return 0 if succeeded else 1
+
+
+def _flush(output: InfluxOutput) -> bool:
+    """Give InfluxDB a moment to take this run's points; whatever it did not take waits in the queue."""
+    flushed = output.flush(ONCE_FLUSH_SECONDS)
+    if not flushed:
+        log.error(
+            "InfluxDB did not take every point within %.0f s; %d wait in %s for the next run",
+            ONCE_FLUSH_SECONDS,
+            output.queue.points,
+            output.queue.path.parent,
+        )
+    output.close()
+    return flushed
 
 
 def login(settings: Settings) -> int:

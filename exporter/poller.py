@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter
 
+from exporter.catalog import channel_metric
 from exporter.client import CloudClient, CloudError
 from exporter.lifetime import CounterGuard, DayLedger
 from exporter.snapshot import SiteSnapshot, SnapshotStore, SourceHealth
@@ -54,8 +55,7 @@ Listener = Callable[[Polled], None]
 
 def lifetime_metric_name(channel: str) -> str:
     """``battery_charge`` → ``enphase_battery_charge_joules_total``; site channels get ``site_``."""
-    area = "" if channel.startswith("battery_") else "site_"
-    return f"enphase_{area}{channel}_joules_total"
+    return channel_metric(channel, "joules_total")
 
 
 class Telemetry:

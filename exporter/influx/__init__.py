@@ -1,0 +1,18 @@
+"""The InfluxDB output: ``render_influx`` makes the points, ``queue`` keeps them, ``writers`` send them,
+``output`` ties the three together behind the poller.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from exporter.config import InfluxSettings
+from exporter.influx.output import InfluxOutput
+from exporter.influx.queue import DiskQueue
+from exporter.influx.writers import writer_for
+
+
+def build_output(settings: InfluxSettings, registry: CollectorRegistry) -> InfluxOutput:
+    return InfluxOutput(
+        writer_for(settings), DiskQueue(settings.queue_dir, settings.queue_max_bytes), registry
+    )

@@ -1,0 +1,253 @@
+"""The InfluxDB output: every successful poll's points go through the disk queue to the server, in order.
+
+Polling never waits for InfluxDB: ``take`` renders and appends to the queue (a few ms), and one sender thread
+drains the queue in batches. A point is counted as written only once the server accepted its batch. While the
+server is unreachable, failing or rate limiting, the same batch is retried with back-off; when the credentials
+or the database are wrong, the error is logged with what to fix and retried every few minutes, the points
+waiting meanwhile; points the server refuses as such are isolated by halving the batch and dropped, counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.influx.queue import DiskQueue
+from exporter.influx.writers import ACTIONS, WriteFailed, Writer
+from exporter.poller import Polled
+from exporter.render_influx import Point, points
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 5000  # points per request: InfluxDB's own advice for line protocol batches
+MAX_BACKOFF = 30.0  # seconds; so that points flow again at most this long after the server is back
+CONFIG_RETRY = 300.0  # seconds between attempts while the credentials, bucket or database are wrong
+FIX = {
+    "unauthorized": "check ENPHASE_INFLUX_TOKEN (2.x) or ENPHASE_INFLUX_USERNAME and _PASSWORD (1.x)",
+    "not_found": "check that ENPHASE_INFLUX_BUCKET (2.x) or ENPHASE_INFLUX_DATABASE (1.x) exists",
+}
+
+
+class InfluxOutput:
+    def __init__(
+        self,
+        writer: Writer,
+        queue: DiskQueue,
+        registry: CollectorRegistry,
+        *,
+        batch_size: int = BATCH_SIZE,
+        max_backoff: float = MAX_BACKOFF,
+        config_retry: float = CONFIG_RETRY,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self._writer = writer
+        self._queue = queue
+        self._batch_size = self._batch_limit = batch_size
+        self._max_backoff = max_backoff
+        self._config_retry = config_retry
+        self._clock = clock
+        self._jitter = jitter
+        self._failures = 0  # consecutive failed attempts: the back-off exponent
+        self._last_reason: str | None = None
+        self._last_success: float | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="influxdb-writer", daemon=True)
+        self._written = Counter(
+            "enphase_influxdb_points_written",
+            "Points the InfluxDB server accepted.",
+            registry=registry,
+        )
+        self._write_failures = Counter(
+            "enphase_influxdb_write_failures",
+            "Failed write requests to InfluxDB, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self._dropped = Counter(
+            "enphase_influxdb_points_dropped",
+            "Points given up: the oldest when the queue reached its bound (queue_full), or refused by the "
+            "server as malformed or conflicting (rejected).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in ACTIONS:
+            self._write_failures.labels(reason)
+        for reason in ("queue_full", "rejected"):
+            self._dropped.labels(reason)
+        registry.register(_QueueCollector(self))
+
+    # -- the poller's side ----------------------------------------------------------------------------------
+
+    def __call__(self, polled: Polled) -> None:
+        """Poller listener: the points of one successful poll."""
+        self.put(points(polled))
+
+    def put(self, new_points: Iterable[Point]) -> None:
+        dropped = self._queue.put([point.line() for point in new_points])
+        if dropped:
+            self._dropped.labels("queue_full").inc(dropped)
+            log.warning(
+                "The InfluxDB queue reached ENPHASE_INFLUX_QUEUE_MAX_BYTES=%d; dropped the %d oldest points",
+                self._queue.max_bytes,
+                dropped,
+            )
+        self._wake.set()
+
+    # -- life cycle -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._queue.points:
+            log.info("%d points waiting for InfluxDB from before", self._queue.points)
+        log.info("Writing points to InfluxDB at %s", self._writer.target)
+        self._thread.start()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until the queue is empty (True), or ``timeout`` seconds have passed or the server refused the
+        credentials or the database, which waiting does not fix (False)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._queue.points and not self.needs_a_person:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, 0.5))
+        return not self._queue.points
+
+    def close(self, grace: float = 5.0) -> None:
+        """Stop sending; points not yet accepted stay in the queue for the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(grace)
+        if not self._thread.is_alive():  # a sender stuck in a request still uses the queue and the writer
+            self._queue.close()
+            self._writer.close()
+
+    @property
+    def queue(self) -> DiskQueue:
+        return self._queue
+
+    @property
+    def last_success(self) -> float | None:
+        return self._last_success
+
+    @property
+    def needs_a_person(self) -> bool:
+        """The latest attempt failed for a reason only a person can fix (credentials, bucket, database)."""
+        return self._last_reason is not None and ACTIONS[self._last_reason] == "config"
+
+    # -- the sender thread ----------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self._queue.points:
+                with self._idle:
+                    self._idle.notify_all()
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            try:
+                delay = self.send_once()
+            except Exception:  # a bug here must not end the thread: the points would never leave again
+                log.exception("Unexpected error while writing to InfluxDB")
+                delay = self._max_backoff
+            if delay > 0:
+                self._stop.wait(delay)
+
+    def send_once(self) -> float:
+        """Send the oldest batch once; returns how many seconds to wait before the next attempt.
+
+        The sender thread calls this in a loop; ``backfill`` calls it directly, to drain with a progress bar.
+        """
+        batch = self._queue.peek(self._batch_limit)
+        try:
+            self._writer.write("\n".join(line for _, line in batch))
+        except WriteFailed as failed:
+            self._write_failures.labels(failed.reason).inc()
+            return self._after_failure(failed, batch)
+        self._queue.remove_through(batch[-1][0])
+        self._written.inc(len(batch))
+        self._last_success = self._clock()
+        if self._last_reason is not None:
+            log.info("InfluxDB at %s accepts points again", self._writer.target)
+        self._failures, self._last_reason = 0, None
+        self._batch_limit = min(self._batch_size, self._batch_limit * 2)  # grow back after isolating
+        return 0.0
+
+    def _after_failure(self, failed: WriteFailed, batch: list[tuple[int, str]]) -> float:
+        if failed.action == "bad_points":
+            if len(batch) > 1:  # find the refused point by halving; the others go through meanwhile
+                self._batch_limit = max(1, len(batch) // 2)
+                return 0.0
+            self._queue.remove_through(batch[0][0])
+            self._dropped.labels("rejected").inc()
+            log.error(
+                "InfluxDB at %s refused a point, which is dropped: %s", self._writer.target, failed.detail
+            )
+            return 0.0
+        self._failures += 1
+        self._log_failure(failed)
+        if failed.action == "config":
+            return self._config_retry
+        if failed.retry_after is not None:
+            return failed.retry_after
+        ceiling = min(self._max_backoff, 2.0 ** (self._failures - 1))
+        return ceiling / 2 + self._jitter(0, ceiling / 2)  # jittered, never immediate
+
+    def _log_failure(self, failed: WriteFailed) -> None:
+        """One line when writing starts failing or fails differently; then quiet until it works again."""
+        if failed.reason == self._last_reason:
+            log.debug("Writing to InfluxDB still fails: %s", failed)
+            return
+        self._last_reason = failed.reason
+        waiting = self._queue.points
+        if failed.action == "config":
+            log.error(
+                "InfluxDB at %s refuses the points (%s): %s. %d points wait in the queue; next try in %.0f s",
+                self._writer.target,
+                failed.detail,
+                FIX[failed.reason],
+                waiting,
+                self._config_retry,
+            )
+        else:
+            log.warning(
+                "Cannot write to InfluxDB at %s (%s); %d points wait in the queue and are retried",
+                self._writer.target,
+                failed.detail,
+                waiting,
+            )
+
+
+class _QueueCollector(Collector):
+    """Queue size and last success, read at scrape time; the timestamp is absent until a first success."""
+
+    def __init__(self, output: InfluxOutput) -> None:
+        self._output = output
+
+    def collect(self) -> Iterator[Metric]:
+        queue = self._output.queue
+        yield GaugeMetricFamily(
+            "enphase_influxdb_queue_points", "Points waiting in the queue for InfluxDB.", value=queue.points
+        )
+        yield GaugeMetricFamily(
+            "enphase_influxdb_queue_bytes",
+            f"Size of the waiting points, in bytes (bounded by {queue.max_bytes}).",
+            value=queue.bytes,
+        )
+        if self._output.last_success is not None:
+            yield GaugeMetricFamily(
+                "enphase_influxdb_last_success_timestamp_seconds",
+                "When InfluxDB last accepted a batch (Unix time).",
+                value=self._output.last_success,
+            )
