@@ -27,7 +27,7 @@ def parse(payload: Any) -> Parsed[tuple[str, ...]]:
     ids = []
     for index, site in enumerate(reader.objects(body, "sites", "search_sites", required=True)):
         site_id = reader.text(site, "id", f"sites[{index}]", required=True)
-        if site_id and site_id.isdigit():
+        if site_id and site_id.isascii() and site_id.isdigit():  # isdigit alone takes '²' and '٣'
             ids.append(site_id)
         elif site_id:
             reader.problem(f"sites[{index}].id", f"not a site id: {site_id!r}")

@@ -89,6 +89,9 @@ class Reader:
         if not math.isfinite(value):
             self.problem(where, f"not a finite number: {raw!r}")
             return None
+        if not math.isfinite(value * scale):  # 1e308 Wh is a finite float, but not in joules
+            self.problem(where, f"number too large: {_short(raw)}")
+            return None
         return value * scale
 
     def flag(self, obj: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> bool | None:

@@ -38,12 +38,15 @@ class FixtureCloud:
         self.routes = dict(ROUTES if routes is None else routes)
         self.mfa = mfa
         self.requests: list[tuple[str, str]] = []
+        self.canned: dict[tuple[str, str], list[tuple[int, str, bytes]]] = {}  # see answer_next
         cloud = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
                 cloud.requests.append(("GET", self.path))
+                if cloud.give_canned(self, "GET", path):
+                    return
                 cookie = self.headers.get("Cookie", "")
                 authorised = self.headers.get("e-auth-token") in (TOKEN, PASTED_TOKEN) and (
                     SESSION_ID in cookie or cookie == PASTED_COOKIE
@@ -59,6 +62,8 @@ class FixtureCloud:
                 cloud.requests.append(("POST", self.path))
                 length = int(self.headers.get("Content-Length", 0))
                 form = parse_qs(self.rfile.read(length).decode())
+                if cloud.give_canned(self, "POST", self.path):
+                    return
                 if self.path == "/app-api/validate_login_otp":
                     nonce_ok = f"login_otp_nonce={OTP_NONCE}" in self.headers.get("Cookie", "")
                     code = base64.b64decode(form.get("otp", [""])[0]).decode()
@@ -108,6 +113,24 @@ class FixtureCloud:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def answer_next(
+        self, method: str, path: str, status: int, body: str, content_type: str = "application/json"
+    ) -> None:
+        """Queue one answer that ``method path`` gives before its usual ones: faults, HTML pages, refusals."""
+        self.canned.setdefault((method, path), []).append((status, content_type, body.encode()))
+
+    def give_canned(self, handler: BaseHTTPRequestHandler, method: str, path: str) -> bool:
+        queue = self.canned.get((method, path))
+        if not queue:
+            return False
+        status, content_type, body = queue.pop(0)
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        return True
 
     def __enter__(self) -> FixtureCloud:
         self._thread.start()

@@ -7,6 +7,7 @@ and no error text carries them.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Literal, Protocol
 
@@ -16,6 +17,7 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from exporter import logs
 from exporter.config import InfluxSettings
 
 CONNECT_TIMEOUT = 5.0
@@ -71,7 +73,11 @@ class V1Writer:
             self._params["rp"] = settings.retention_policy
         self._session = requests.Session()
         if settings.username and settings.password:
-            self._session.auth = (settings.username, settings.password.reveal())
+            password = settings.password.reveal()
+            self._session.auth = (settings.username, password)
+            # A server or proxy may echo what it got into an error message, which is logged.
+            logs.register_secret(password)
+            logs.register_secret(base64.b64encode(f"{settings.username}:{password}".encode()).decode())
 
     def write(self, body: str) -> None:
         try:
@@ -96,9 +102,11 @@ class V2Writer:
         self.target = settings.target
         self._bucket = settings.bucket or ""
         self._org = settings.org or ""
+        token = settings.token.reveal() if settings.token else None
+        logs.register_secret(token)  # a server or proxy may echo it into an error message, which is logged
         self._client = InfluxDBClient(
             url=settings.url,
-            token=settings.token.reveal() if settings.token else None,
+            token=token,
             org=self._org,
             timeout=(CONNECT_TIMEOUT * 1000, READ_TIMEOUT * 1000),
         )

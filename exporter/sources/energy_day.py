@@ -8,6 +8,7 @@ nothing here assumes 96. ``[]`` means the site does not measure that channel: it
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,10 @@ LOADS: Mapping[str, str] = {"evse": "evse", "heatpump": "heatpump", "water_heate
 
 Series = tuple[float | None, ...]
 
+# Intervals are 5 or 15 minutes; anything beyond a day is not an interval of this day. The bound also keeps
+# interval arithmetic (start + index * length) within floats.
+MAX_INTERVAL_SECONDS = 86400
+
 
 @dataclass(frozen=True, slots=True)
 class EnergyDay:
@@ -60,9 +65,10 @@ def parse_day(item: Mapping[str, Any], where: str, reader: Reader) -> EnergyDay 
     """An ``EnergyDay`` from one stats item, or None (problem recorded) when it has no usable time axis."""
     start = reader.timestamp(item, "start_time", where, epoch_unit="s", required=True)
     length = reader.number(item, "interval_length", where, required=True)
-    if start is None or length is None or length <= 0 or length != int(length):
-        if length is not None and (length <= 0 or length != int(length)):
-            reader.problem(f"{where}.interval_length", f"not a positive whole number of seconds: {length}")
+    usable = length is not None and 0 < length <= MAX_INTERVAL_SECONDS and length == int(length)
+    if start is None or not usable:
+        if length is not None and not usable:
+            reader.problem(f"{where}.interval_length", f"not a whole number of seconds up to a day: {length}")
         return None
     totals = reader.mapping(item, "totals", where)
     channels, channel_totals = {}, {}
@@ -70,7 +76,11 @@ def parse_day(item: Mapping[str, Any], where: str, reader: Reader) -> EnergyDay 
         series = _series(item, key, where, reader, WH_TO_JOULES)
         if series is not None:
             channels[channel] = series
-            channel_totals[channel] = sum(value for value in series if value is not None)
+            total = sum(value for value in series if value is not None)
+            if math.isfinite(total):  # finite values can still add up beyond the largest float
+                channel_totals[channel] = total
+            else:
+                reader.problem(f"{where}.{key}", "the day's total is too large")
         elif key not in item:
             # No per-interval data at all (not even []): the day's total, when given, still counts.
             total = reader.number(totals, key, f"{where}.totals", scale=WH_TO_JOULES)
