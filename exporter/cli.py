@@ -11,12 +11,18 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter import __version__, logs, sites
+from exporter import backfill as backfilling
 from exporter.app import Exporter, build, demo_cloud_if_asked
 from exporter.auth import SessionFile, interactive_login
 from exporter.client import CloudClient, CloudError, RequestMetrics, Transport
@@ -32,6 +38,7 @@ log = logging.getLogger("exporter")
 ONCE_ORDER = ("today", "daily_energy", "ev_status", "ev_summary")
 DISCOVERY_RETRY_SECONDS = 60.0
 ONCE_FLUSH_SECONDS = 30.0
+BACKFILL_OPTIONS = ("since", "until", "format", "output")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    flags = {key: value for key, value in vars(args).items() if key != "command"}
+    options = {key: getattr(args, key) for key in BACKFILL_OPTIONS if hasattr(args, key)}
+    flags = {key: value for key, value in vars(args).items() if key != "command" and key not in options}
     try:
         settings = load(flags, os.environ, require_credentials=args.command != "login")
     except ConfigError as error:
@@ -48,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level)
     try:
+        if args.command == "backfill":
+            return backfill(settings, **options)
         return {"serve": serve, "once": once, "login": login}[args.command](settings)
     except ConfigError as error:  # raised after start-up checks, e.g. an unsafe session file
         print(f"enphase-exporter: error: {error}", file=sys.stderr)
@@ -71,6 +81,22 @@ def _parser() -> argparse.ArgumentParser:
         ("login", "log in on this terminal (answering an MFA code) and save the session for serve"),
     ):
         add_arguments(commands.add_parser(name, help=help_text, description=help_text))
+    history = commands.add_parser(
+        "backfill",
+        help="write history from daily_energy to InfluxDB, or to an OpenMetrics file for Prometheus",
+        description="Fetch daily energy a month per request and write every 15-minute bucket and every "
+        "day: to the configured InfluxDB, or with --format openmetrics to a file for `promtool tsdb "
+        "create-blocks-from openmetrics FILE DIR`. Running it again changes nothing.",
+    )
+    history.add_argument("--since", required=True, metavar="YYYY-MM-DD", help="first day")
+    history.add_argument("--until", metavar="YYYY-MM-DD", help="last day (default: today)")
+    history.add_argument(
+        "--format", choices=("influx", "openmetrics"), default="influx", help="default: influx"
+    )
+    history.add_argument(
+        "--output", metavar="FILE", help="the OpenMetrics file to write (--format openmetrics)"
+    )
+    add_arguments(history)
     return parser
 
 
@@ -173,6 +199,75 @@ def login(settings: Settings) -> int:
         f"ENPHASE_EMAIL={email} will reuse it until it expires."
     )
     return 0
+
+
+def backfill(settings: Settings, since: str, until: str | None, format: str, output: str | None) -> int:
+    try:
+        span = backfilling.Span(_date("--since", since), _date("--until", until) if until else date.today())
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if span.since > span.until:
+        raise ConfigError(f"--since {span.since} is after --until {span.until}")
+    if span.until > date.today():
+        raise ConfigError(f"--until {span.until} is in the future")
+    if format == "openmetrics" and not output:
+        raise ConfigError("--format openmetrics needs --output FILE")
+    if format == "influx" and output:
+        raise ConfigError("--output is for --format openmetrics; InfluxDB is set with ENPHASE_INFLUX_URL")
+    if format == "influx" and settings.influx is None:
+        raise ConfigError(
+            "ENPHASE_INFLUX_URL: backfill writes to InfluxDB; set it (and the bucket or database), or use "
+            "--format openmetrics --output FILE"
+        )
+    # Backfill drains its own queue, chunk by chunk: a `serve` running beside it keeps its queue to itself,
+    # and an interrupted backfill is simply run again.
+    with demo_cloud_if_asked(settings) as settings, tempfile.TemporaryDirectory(prefix="enphase-") as queue:
+        if settings.influx:
+            settings = replace(settings, influx=replace(settings.influx, queue_dir=Path(queue)))
+        exporter = _build(settings)
+        site_ids = settings.site_ids or _discover(exporter.client)
+        if not site_ids:
+            return 1
+        history = backfilling.History(exporter.client)
+        now = time.time()
+        try:
+            if format == "openmetrics":
+                assert output is not None
+                samples = backfilling.to_openmetrics(
+                    history, Path(output), site_ids, span, settings.history_start, now
+                )
+                done = (
+                    f"{samples} samples written to {output}; load them into Prometheus with "
+                    f"`promtool tsdb create-blocks-from openmetrics {output} DATA_DIR`"
+                )
+            else:
+                assert exporter.influx is not None
+                points = backfilling.to_influx(history, exporter.influx, site_ids, span, now)
+                done = f"{points} points written to InfluxDB at {settings.influx.target}"
+        except (backfilling.BackfillError, CloudError) as error:
+            log.error("Backfill stopped: %s", error)
+            return 1
+        finally:
+            if exporter.influx:
+                exporter.influx.close()
+    log.info(
+        "Backfilled %s to %s for site(s) %s in %d requests: %s",
+        span.since,
+        span.until,
+        ", ".join(site_ids),
+        history.requests,
+        done,
+    )
+    if history.problems:
+        log.warning("%d fields of the history could not be read and were left out", history.problems)
+    return 0
+
+
+def _date(flag: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{flag}: expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
 def _build(settings: Settings, *, process_metrics: bool = False) -> Exporter:
