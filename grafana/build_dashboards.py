@@ -28,6 +28,18 @@ SITE = 'site_id=~"$site_id"'
 EV = 'site_id=~"$site_id", serial=~"$serial"'
 KWH = " / 3600000"  # joules to kWh: 1 kWh = 3 600 000 J
 MS = " * 1000"  # Unix seconds to the milliseconds Grafana's time units expect
+# Daily bars: Grafana evaluates a 1d-step query at midnights of the dashboard's time zone (it rounds the
+# range down to whole steps). A plain [1d] window at midnight M would put the day before M on the bar
+# labelled M and never show today; `offset -1d` makes the bar at M the day that starts at M, today so far
+# included.
+PER_DAY = "[1d] offset -1d"
+
+# The charger reports a setpoint only while charging. A charger known to be idle shows 0 A instead of
+# nothing, so the panels tell "idle" from "no data"; a charger charging without a setpoint stays absent.
+SETPOINT = (
+    f"enphase_ev_charger_charging_current_setpoint_amperes{{{EV}}}"
+    f"\n  or enphase_ev_charger_charging{{{EV}}} == 0"
+)
 
 # enphase_ev_charger_connector_status is a state set (value 1 on the current status only). The state
 # timeline needs one series per connector whose value is the status, so each status gets a number;
@@ -75,7 +87,7 @@ def q(expr: str, legend: str = "", *, instant: bool = False, table: bool = False
     return target
 
 
-def value_mappings(mapping: dict[int, tuple[str, str]]) -> list[dict]:
+def value_mappings(mapping: dict[int, tuple[str, str]] | dict[str, tuple[str, str]]) -> list[dict]:
     options = {
         str(value): {"text": text, "color": color, "index": index}
         for index, (value, (text, color)) in enumerate(mapping.items())
@@ -197,14 +209,17 @@ def stat(
     *,
     w: int = 4,
     h: int = 4,
-    mappings: dict[int, tuple[str, str]] | None = None,
+    mappings: dict[int, tuple[str, str]] | dict[str, tuple[str, str]] | None = None,
     color: str | None = None,
     text_mode: str = "auto",
     graph: bool = False,
     no_value: str | None = None,
     decimals: int | None = None,
+    fields: str = "",
     **kwargs,
 ) -> dict:
+    """`fields`: a regular expression of the fields to show; empty means every numeric field, so a text
+    field (an InfluxDB string) needs its name here."""
     defaults = kwargs.pop("defaults", {})
     if mappings is not None:
         defaults["mappings"] = value_mappings(mappings)
@@ -215,7 +230,7 @@ def stat(
     if decimals is not None:
         defaults["decimals"] = decimals
     options = {
-        "reduceOptions": LAST,
+        "reduceOptions": dict(LAST, fields=fields),
         "orientation": "auto",
         "textMode": text_mode,
         "colorMode": "value" if (mappings or color or "thresholds" in defaults) else "none",
@@ -231,7 +246,7 @@ def stat(
 def state_timeline(
     title: str,
     targets: list[dict],
-    mappings: dict[int, tuple[str, str]],
+    mappings: dict[int, tuple[str, str]] | dict[str, tuple[str, str]],
     *,
     w: int = 24,
     h: int = 6,
@@ -288,6 +303,14 @@ def gauge(title: str, unit: str, targets: list[dict], *, w: int = 4, h: int = 5,
         "sizing": "auto",
         "minVizHeight": 75,
         "minVizWidth": 75,
+        # Grafana 12.4 requires the options of its redrawn gauge (tests/test_grafana_schema.py). These are
+        # its defaults, which draw the classic gauge; older Grafana versions ignore them.
+        "shape": "gauge",
+        "barShape": "flat",
+        "barWidthFactor": 0.5,
+        "segmentCount": 1,
+        "segmentSpacing": 0.3,
+        "effects": {},
     }
     return panel("gauge", title, unit, targets, w=w, h=h, options=options, **kwargs)
 
@@ -300,7 +323,6 @@ def info_table(
         "showHeader": True,
         "cellHeight": "sm",
         "frameIndex": 0,
-        "footer": {"show": False, "reducer": ["sum"]},
     }
     transformations = [
         {"id": "merge", "options": {}},
@@ -328,12 +350,12 @@ def info_table(
 # Dashboard frame
 
 
-def datasource_variable() -> dict:
+def datasource_variable(kind: str = "prometheus") -> dict:
     return {
         "name": "datasource",
         "label": "Data source",
         "type": "datasource",
-        "query": "prometheus",
+        "query": kind,
         "regex": "",
         "hide": 0,
         "includeAll": False,
@@ -350,7 +372,8 @@ def query_variable(name: str, label: str, query: str, *, multi: bool) -> dict:
         "label": label,
         "type": "query",
         "datasource": DS,
-        "definition": query,
+        # No `definition`: Grafana's dashboard schema has no such field (the editor fills it in for its
+        # own display); the query itself is `query.query`.
         "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
         "regex": "",
         "hide": 0,
@@ -382,12 +405,19 @@ def layout(rows: list[list[dict]]) -> list[dict]:
     return placed
 
 
-def dashboard(uid: str, title: str, description: str, variables: list[dict], rows: list[list[dict]]) -> dict:
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    variables: list[dict],
+    rows: list[list[dict]],
+    tags: tuple[str, ...] = ("enphase",),
+) -> dict:
     return {
         "uid": uid,
         "title": title,
         "description": description,
-        "tags": ["enphase"],
+        "tags": list(tags),
         "id": None,
         "version": 1,
         "schemaVersion": SCHEMA_VERSION,
@@ -490,7 +520,7 @@ def site_overview() -> dict:
     today = [q(f"enphase_{stem}_today_joules{{{SITE}}}{KWH}", title) for title, stem, _ in SITE_FLOWS]
     lifetime = [q(f"enphase_{stem}_joules_total{{{SITE}}}{KWH}", title) for title, stem, _ in SITE_FLOWS]
     per_day = [
-        q(f"increase(enphase_{stem}_joules_total{{{SITE}}}[1d]){KWH}", title)
+        q(f"increase(enphase_{stem}_joules_total{{{SITE}}}{PER_DAY}){KWH}", title)
         for title, stem, _ in SITE_FLOWS[:4]
     ]
     colors = [override(chr(ord("A") + i), color=fixed(color)) for i, (_, _, color) in enumerate(SITE_FLOWS)]
@@ -613,8 +643,8 @@ def site_overview() -> dict:
                 overrides=colors,
                 interval="1d",
                 timeFrom="14d",
-                description="Increase of the lifetime counters per 24 hours, over the last 14 days. "
-                "The days run from midnight UTC, not the site's midnight.",
+                description="Increase of the lifetime counters per day, over the last 14 days; today's "
+                "bar grows through the day. Days start at midnight in the browser's time zone.",
             ),
         ],
     ]
@@ -665,9 +695,9 @@ def ev_charger() -> dict:
             stat(
                 "Current setpoint",
                 "amp",
-                [q(f"enphase_ev_charger_charging_current_setpoint_amperes{{{EV}}}", "{{serial}}")],
+                [q(SETPOINT, "{{serial}}")],
                 color="blue",
-                no_value="not charging",
+                mappings={0: ("not charging", "text")},
             ),
             stat(
                 "Last report",
@@ -723,7 +753,7 @@ def ev_charger() -> dict:
                 "Charging current against the charge levels",
                 "amp",
                 [
-                    q(f"enphase_ev_charger_charging_current_setpoint_amperes{{{EV}}}", "{{serial}} setpoint"),
+                    q(SETPOINT, "{{serial}} setpoint"),
                     q(f"enphase_ev_charger_charge_level_min_amperes{{{EV}}}", "{{serial}} lowest settable"),
                     q(f"enphase_ev_charger_charge_level_max_amperes{{{EV}}}", "{{serial}} highest settable"),
                     q(f"enphase_ev_charger_max_current_amperes{{{EV}}}", "{{serial}} hardware maximum"),
@@ -731,8 +761,8 @@ def ev_charger() -> dict:
                 step=True,
                 fill=0,
                 defaults={"min": 0},
-                description="The setpoint exists only while charging. Dashed: the range the charger accepts; "
-                "dotted: the hardware maximum.",
+                description="The setpoint while charging, 0 while idle. Dashed: the range the charger "
+                "accepts; dotted: the hardware maximum.",
                 overrides=[override("B", **DASHED), override("C", **DASHED), override("D", **DOTTED)],
             ),
         ],
@@ -773,15 +803,15 @@ def ev_charger() -> dict:
                 "kwatth",
                 [
                     q(
-                        f"increase(enphase_ev_charger_energy_delivered_joules_total{{{EV}}}[1d]){KWH}",
+                        f"increase(enphase_ev_charger_energy_delivered_joules_total{{{EV}}}{PER_DAY}){KWH}",
                         "{{serial}}",
                     )
                 ],
                 bars=True,
                 interval="1d",
                 timeFrom="14d",
-                description="Increase of the lifetime counter per 24 hours, over the last 14 days. "
-                "The days run from midnight UTC, not the site's midnight.",
+                description="Increase of the lifetime counter per day, over the last 14 days; today's "
+                "bar grows through the day. Days start at midnight in the browser's time zone.",
             ),
             info_table(
                 "Chargers",
@@ -833,6 +863,19 @@ EXPORTER = " and on (job, instance) enphase_exporter_build_info"
 RATE = "[$__rate_interval]"
 
 
+def rate_limited(window: str, by: str = "") -> str:
+    """Responses with status 429 per `window`, summed by `by`, and 0 for every group that made requests.
+
+    The series of status 429 appears only with the first 429, so a healthy exporter would otherwise show
+    an empty panel, which looks like missing data.
+    """
+    total = f"sum by ({by}) " if by else "sum"
+    return (
+        f'{total}(increase(enphase_api_requests_total{{code="429"}}{window}))\n'
+        f"  or {total}(increase(enphase_api_requests_total{window})) * 0"
+    )
+
+
 def exporter_health() -> dict:
     rows = [
         [
@@ -863,12 +906,20 @@ def exporter_health() -> dict:
                 no_value="unknown",
             ),
             stat(
-                "Logins paused until",
-                "dateTimeFromNow",
-                [q(f"enphase_auth_login_blocked_until_timestamp_seconds{MS}")],
-                no_value="not paused",
-                color="red",
-                description='Set while logins are paused after Enphase answered "Too many active sessions".',
+                "Logins paused for",
+                "s",
+                # The blocked-until gauge exists only during a pause; 0 otherwise, so "not paused" is
+                # told apart from an exporter that is not scraped.
+                [
+                    q(
+                        "clamp_min(enphase_auth_login_blocked_until_timestamp_seconds - time(), 0)"
+                        "\n  or enphase_auth_ok * 0"
+                    )
+                ],
+                mappings={0: ("not paused", "green")},
+                defaults={"thresholds": thresholds((None, "green"), (1, "red"))},
+                description='Time left before the exporter logs in again, after Enphase answered "Too many '
+                'active sessions", rejected the credentials or asked for a one-time code.',
             ),
             stat(
                 "Exporter version",
@@ -952,21 +1003,16 @@ def exporter_health() -> dict:
             timeseries(
                 "Rate-limited responses (429) by endpoint",
                 "short",
-                [
-                    q(
-                        f'sum by (endpoint) (increase(enphase_api_requests_total{{code="429"}}{RATE}))',
-                        "{{endpoint}}",
-                    )
-                ],
+                [q(rate_limited(RATE, "endpoint"), "{{endpoint}}")],
                 w=8,
                 bars=True,
+                description="0 for an endpoint that was called and never rate-limited.",
             ),
             stat(
                 "429s in the time range",
                 "short",
-                [q('sum(increase(enphase_api_requests_total{code="429"}[$__range]))', instant=True)],
+                [q(rate_limited("[$__range]"), instant=True)],
                 h=8,
-                no_value="0",
                 defaults={"thresholds": thresholds((None, "green"), (1, "red"))},
             ),
         ],
@@ -981,7 +1027,14 @@ def exporter_health() -> dict:
             timeseries(
                 "Counter regressions",
                 "short",
-                [q(f"increase(enphase_counter_regressions_total{{{SITE}}}{RATE})", "{{site_id}} {{metric}}")],
+                # A regression series appears with the first regression; until then each site shows 0.
+                [
+                    q(
+                        f"increase(enphase_counter_regressions_total{{{SITE}}}{RATE})"
+                        f"\n  or on (site_id) enphase_up{{{SITE}}} * 0",
+                        "{{site_id}} {{metric}}",
+                    )
+                ],
                 bars=True,
                 description="Times the cloud revised a lifetime value downward; the counter held its "
                 "value instead.",
@@ -1054,11 +1107,570 @@ def exporter_health() -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------
+# InfluxDB (InfluxQL) versions of the site overview and the EV charger dashboards
+#
+# They read what the exporter's InfluxDB output writes (exporter/render_influx.py): the latest readings in
+# enphase_site, enphase_battery and enphase_ev_charger, and the cloud's own history in
+# enphase_site_interval (15-minute buckets) and enphase_site_daily (one point per local day). The
+# history lets these dashboards show whole days, even from before the exporter ran.
+
+DS_INFLUX = {"type": "influxdb", "uid": "${datasource}"}
+IN_SITE = '"site_id" =~ /^$site_id$/ AND $timeFilter'
+IN_EV = '"site_id" =~ /^$site_id$/ AND "serial" =~ /^$serial$/ AND $timeFilter'
+BUCKET_SECONDS = 900  # the length of an enphase_site_interval bucket
+
+
+def iq(query: str, alias: str = "", *, table: bool = False) -> dict:
+    """One InfluxQL query; `refId` is filled in by the panel."""
+    target = {
+        "datasource": DS_INFLUX,
+        "query": query,
+        "rawQuery": True,
+        "resultFormat": "table" if table else "time_series",
+    }
+    if alias:
+        target["alias"] = alias
+    return target
+
+
+def influx_variable(name: str, label: str, query: str, *, multi: bool) -> dict:
+    variable = {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DS_INFLUX,
+        "query": query,
+        "regex": "",
+        "hide": 0,
+        "includeAll": multi,
+        "multi": multi,
+        "options": [],
+        "refresh": 1,
+        "skipUrlSync": False,
+        "sort": 1,
+    }
+    if multi:
+        variable["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
+    return variable
+
+
+INFLUX_SITE_VARIABLE = ("site_id", "Site", 'SHOW TAG VALUES FROM "enphase_site" WITH KEY = "site_id"')
+
+# (title, measurement of the latest readings, field stem, colour), as SITE_FLOWS.
+INFLUX_FLOWS = [
+    ("Solar production", "enphase_site", "production", "yellow"),
+    ("Consumption", "enphase_site", "consumption", "blue"),
+    ("Grid import", "enphase_site", "grid_import", "red"),
+    ("Grid export", "enphase_site", "grid_export", "green"),
+    ("Battery charge", "enphase_battery", "charge", "purple"),
+    ("Battery discharge", "enphase_battery", "discharge", "orange"),
+]
+# Flows and loads the cloud can report; a site shows the ones it measures.
+FLOW_FIELDS = [
+    ("solar", "home"),
+    ("solar", "battery"),
+    ("solar", "grid"),
+    ("battery", "home"),
+    ("battery", "grid"),
+    ("grid", "battery"),
+    ("grid", "home"),
+]
+LOADS = ["evse", "heatpump", "water_heater"]
+
+
+def latest(measurement: str, fields: list[tuple[str, str]], where: str = IN_SITE, scale: str = "") -> str:
+    """The newest value of each (field, alias) in the time range."""
+    columns = ", ".join(f'last("{field}"){scale} AS "{alias}"' for field, alias in fields)
+    return f'SELECT {columns} FROM "{measurement}" WHERE {where}'
+
+
+def influx_site_overview() -> dict:
+    power_stats = [
+        stat(
+            f"{title} now",
+            "watt",
+            [iq(latest(measurement, [(f"{stem}_power_watts", title)]), title)],
+            color=color,
+            description=POWER_NOTE,
+            datasource=DS_INFLUX,
+        )
+        for title, measurement, stem, color in INFLUX_FLOWS
+    ]
+    per_bucket = ", ".join(
+        f'mean("{stem}_joules") / {BUCKET_SECONDS} AS "{title}"' for title, _, stem, _ in INFLUX_FLOWS
+    )
+    power_over_time = timeseries(
+        "Power, per 15-minute interval",
+        "watt",
+        [
+            iq(
+                f'SELECT {per_bucket} FROM "enphase_site_interval" WHERE {IN_SITE} '
+                "GROUP BY time($__interval) fill(none)"
+            )
+        ],
+        w=16,
+        h=9,
+        step=True,
+        fill=0,
+        interval="15m",
+        description="Mean power of each 15-minute interval of the cloud's history, the whole day including "
+        "the hours before the exporter started. The newest interval grows for a few minutes.",
+        overrides=[
+            {
+                "matcher": {"id": "byName", "options": title},
+                "properties": [{"id": "color", "value": fixed(color)}],
+            }
+            for title, _, _, color in INFLUX_FLOWS
+        ],
+        datasource=DS_INFLUX,
+    )
+    state_of_charge = timeseries(
+        "Battery state of charge",
+        "percentunit",
+        [
+            iq(
+                'SELECT mean("state_of_charge_ratio") AS "State of charge" FROM "enphase_site_interval" '
+                f"WHERE {IN_SITE} GROUP BY time($__interval) fill(none)"
+            ),
+            iq(
+                'SELECT last("backup_reserve_ratio") AS "Backup reserve" FROM "enphase_battery" '
+                f"WHERE {IN_SITE} GROUP BY time($__interval) fill(previous)"
+            ),
+        ],
+        w=8,
+        h=9,
+        step=True,
+        fill=20,
+        min_max=(0, 1),
+        interval="15m",
+        description="State of charge at the end of each 15-minute interval; dashed: the backup reserve.",
+        overrides=[override("A", color=fixed("green")), override("B", color=fixed("red"), **DASHED)],
+        datasource=DS_INFLUX,
+    )
+    today = [
+        iq(latest(measurement, [(f"{stem}_today_joules", title)], scale=KWH), title)
+        for title, measurement, stem, _ in INFLUX_FLOWS
+    ]
+    flows = [
+        (f"energy_flow_{source}_{sink}_today_joules", f"{source} → {sink}") for source, sink in FLOW_FIELDS
+    ]
+    loads = [(f"load_{load}_today_joules", load) for load in LOADS]
+    lifetime = [
+        iq(latest(measurement, [(f"{stem}_joules_total", title)], scale=KWH), title)
+        for title, measurement, stem, _ in INFLUX_FLOWS
+    ]
+    per_day = ", ".join(f'"{stem}_joules"{KWH} AS "{title}"' for title, _, stem, _ in INFLUX_FLOWS[:4])
+    by_name = [
+        {
+            "matcher": {"id": "byName", "options": title},
+            "properties": [{"id": "color", "value": fixed(color)}],
+        }
+        for title, _, _, color in INFLUX_FLOWS
+    ]
+    rows = [
+        power_stats,
+        [
+            gauge(
+                "State of charge",
+                "percentunit",
+                [iq(latest("enphase_battery", [("state_of_charge_ratio", "State of charge")]))],
+                defaults={
+                    "min": 0,
+                    "max": 1,
+                    "thresholds": thresholds((None, "red"), (0.2, "orange"), (0.4, "green")),
+                },
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Backup reserve",
+                "percentunit",
+                [iq(latest("enphase_battery", [("backup_reserve_ratio", "Backup reserve")]))],
+                h=5,
+                color="red",
+                description="Share of the battery kept for power cuts.",
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Battery profile",
+                "none",
+                [iq(latest("enphase_battery", [("profile", "profile")]), "profile")],
+                h=5,
+                color="blue",
+                fields="/^profile$/",
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Charge from grid",
+                "none",
+                [iq(latest("enphase_battery", [("charge_from_grid_enabled", "Charge from grid")]))],
+                h=5,
+                mappings={0: ("not allowed", "text"), 1: ("allowed", "blue")},
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Site last reported",
+                "dateTimeFromNow",
+                [iq(latest("enphase_site", [("last_report_timestamp_seconds", "Last report")], scale=MS))],
+                h=5,
+                description="When the site's IQ Gateway last reported to the Enphase cloud.",
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Latest interval ends",
+                "dateTimeFromNow",
+                [
+                    iq(
+                        latest(
+                            "enphase_site",
+                            [("power_interval_end_timestamp_seconds", "Interval end")],
+                            scale=MS,
+                        )
+                    )
+                ],
+                h=5,
+                description="End of the settled 15-minute interval that the power values above average.",
+                datasource=DS_INFLUX,
+            ),
+        ],
+        [power_over_time, state_of_charge],
+        [
+            stat(
+                "Energy today",
+                "kwatth",
+                today,
+                w=12,
+                h=8,
+                text_mode="value_and_name",
+                decimals=1,
+                color="text",
+                overrides=by_name,
+                description="Since local midnight at the site.",
+                datasource=DS_INFLUX,
+            ),
+            bargauge(
+                "Energy flows today",
+                "kwatth",
+                [iq(latest("enphase_site", flows, scale=KWH))],
+                description="Where today's energy came from and went to; only the flows the site measures.",
+                datasource=DS_INFLUX,
+            ),
+            bargauge(
+                "Measured loads today",
+                "kwatth",
+                [iq(latest("enphase_site", loads, scale=KWH))],
+                description="Loads the site measures separately (EV charger, heat pump, water heater).",
+                datasource=DS_INFLUX,
+            ),
+        ],
+        [
+            timeseries(
+                "Energy per day",
+                "kwatth",
+                [iq(f'SELECT {per_day} FROM "enphase_site_daily" WHERE {IN_SITE}')],
+                w=16,
+                bars=True,
+                overrides=by_name,
+                timeFrom="30d",
+                description="The cloud's total of each day, from local midnight at the site, over the last "
+                "30 days (history from before the exporter started included).",
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Lifetime energy",
+                "kwatth",
+                lifetime,
+                w=8,
+                h=8,
+                text_mode="value_and_name",
+                decimals=1,
+                color="text",
+                overrides=by_name,
+                description="Lifetime counters: settled days plus today so far.",
+                datasource=DS_INFLUX,
+            ),
+        ],
+    ]
+    name, label, query = INFLUX_SITE_VARIABLE
+    return dashboard(
+        "enphase-influxdb-site-overview",
+        "Enphase site overview (InfluxDB)",
+        "Solar, battery, grid and home of one Enphase site, from the Enphase exporter's InfluxDB output.",
+        [datasource_variable("influxdb"), influx_variable(name, label, query, multi=False)],
+        rows,
+        tags=("enphase", "influxdb"),
+    )
+
+
+# The setpoint while charging, 0 while idle (the Prometheus dashboard's SETPOINT, in InfluxQL): the charger
+# sends a setpoint only while charging, so the idle points contribute `charging * 0` instead.
+INFLUX_SETPOINT = (
+    '(SELECT "charging_current_setpoint_amperes" AS "setpoint" FROM "enphase_ev_charger" '
+    f'WHERE {IN_EV} GROUP BY "serial"), '
+    '(SELECT "charging" * 0 AS "setpoint" FROM "enphase_ev_charger" '
+    f'WHERE "charging" = 0 AND {IN_EV} GROUP BY "serial")'
+)
+CONNECTOR_STATUS_COLORS = {status: (status, color) for status, color in CONNECTOR_STATUSES}
+
+
+def ev_latest(fields: list[tuple[str, str]], scale: str = "") -> str:
+    return latest("enphase_ev_charger", fields, IN_EV, scale) + ' GROUP BY "serial"'
+
+
+def ev_over_time(field: str, scale: str = "", fill: str = "previous") -> str:
+    return (
+        f'SELECT last("{field}"){scale} FROM "enphase_ev_charger" WHERE {IN_EV} '
+        f'GROUP BY time($__interval), "serial" fill({fill})'
+    )
+
+
+def influx_ev_charger() -> dict:
+    rows = [
+        [
+            stat(
+                "Connector status",
+                "none",
+                [iq(ev_latest([("connector_status", "status")]), "$tag_serial")],
+                mappings=CONNECTOR_STATUS_COLORS,
+                fields="/.*/",
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Cloud connection",
+                "none",
+                [iq(ev_latest([("connected", "connected")]), "$tag_serial")],
+                mappings={0: ("offline", "red"), 1: ("online", "green")},
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Fault",
+                "none",
+                [iq(ev_latest([("faulted", "faulted")]), "$tag_serial")],
+                mappings={0: ("none", "green"), 1: ("FAULT", "red")},
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Session energy",
+                "kwatth",
+                [iq(ev_latest([("session_energy_joules", "energy")], scale=KWH), "$tag_serial")],
+                color="blue",
+                decimals=2,
+                description="Energy of the current or last session.",
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Current setpoint",
+                "amp",
+                [
+                    iq(
+                        f'SELECT last("setpoint") FROM {INFLUX_SETPOINT} WHERE $timeFilter GROUP BY "serial"',
+                        "$tag_serial",
+                    )
+                ],
+                color="blue",
+                mappings={0: ("not charging", "text")},
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Last report",
+                "dateTimeFromNow",
+                [iq(ev_latest([("last_report_timestamp_seconds", "last report")], scale=MS), "$tag_serial")],
+                description="When the charger last reported to the Enphase cloud.",
+                datasource=DS_INFLUX,
+            ),
+        ],
+        [
+            state_timeline(
+                "Connector status",
+                [iq(ev_over_time("connector_status", fill="none"), "$tag_serial")],
+                CONNECTOR_STATUS_COLORS,
+                datasource=DS_INFLUX,
+            ),
+        ],
+        [
+            state_timeline(
+                "Plugged in, charging, connected, faulted",
+                [
+                    iq(ev_over_time("plugged_in"), "$tag_serial plugged in"),
+                    iq(ev_over_time("charging"), "$tag_serial charging"),
+                    iq(ev_over_time("connected"), "$tag_serial connected to the cloud"),
+                    iq(ev_over_time("faulted"), "$tag_serial faulted"),
+                ],
+                YES_NO,
+                h=8,
+                overrides=[
+                    override(
+                        "A",
+                        mappings=value_mappings({0: ("unplugged", "transparent"), 1: ("plugged in", "blue")}),
+                    ),
+                    override(
+                        "B", mappings=value_mappings({0: ("idle", "transparent"), 1: ("charging", "green")})
+                    ),
+                    override(
+                        "C", mappings=value_mappings({0: ("offline", "red"), 1: ("online", "transparent")})
+                    ),
+                    override(
+                        "D", mappings=value_mappings({0: ("no fault", "transparent"), 1: ("fault", "red")})
+                    ),
+                ],
+                datasource=DS_INFLUX,
+            ),
+        ],
+        [
+            timeseries(
+                "Session energy",
+                "kwatth",
+                [iq(ev_over_time("session_energy_joules", scale=KWH, fill="none"), "$tag_serial")],
+                step=True,
+                description="Energy of the current or last session.",
+                datasource=DS_INFLUX,
+            ),
+            timeseries(
+                "Charging current against the charge levels",
+                "amp",
+                [
+                    iq(
+                        f'SELECT last("setpoint") FROM {INFLUX_SETPOINT} '
+                        'WHERE $timeFilter GROUP BY time($__interval), "serial" fill(none)',
+                        "$tag_serial setpoint",
+                    ),
+                    iq(ev_over_time("charge_level_min_amperes"), "$tag_serial lowest settable"),
+                    iq(ev_over_time("charge_level_max_amperes"), "$tag_serial highest settable"),
+                    iq(ev_over_time("max_current_amperes"), "$tag_serial hardware maximum"),
+                ],
+                step=True,
+                fill=0,
+                defaults={"min": 0},
+                description="The setpoint while charging, 0 while idle. Dashed: the range the charger "
+                "accepts; dotted: the hardware maximum.",
+                overrides=[override("B", **DASHED), override("C", **DASHED), override("D", **DOTTED)],
+                datasource=DS_INFLUX,
+            ),
+        ],
+        [
+            stat(
+                "Vehicle plugged in",
+                "dateTimeFromNow",
+                [
+                    iq(
+                        ev_latest([("session_plugged_in_timestamp_seconds", "plugged in")], scale=MS),
+                        "$tag_serial",
+                    )
+                ],
+                w=6,
+                description="Plug-in time of the current or last session.",
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Charging started",
+                "dateTimeFromNow",
+                [iq(ev_latest([("session_start_timestamp_seconds", "started")], scale=MS), "$tag_serial")],
+                w=6,
+                description="When charging of the current or last session started.",
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Session cost",
+                "none",
+                [iq(ev_latest([("session_cost", "cost")]), "$tag_serial")],
+                w=6,
+                decimals=2,
+                description="Cost of the current or last session, in the site's currency.",
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Energy delivered, lifetime",
+                "kwatth",
+                [iq(ev_latest([("energy_delivered_joules_total", "lifetime")], scale=KWH), "$tag_serial")],
+                w=6,
+                decimals=1,
+                datasource=DS_INFLUX,
+            ),
+        ],
+        [
+            timeseries(
+                "EV charging energy per day",
+                "kwatth",
+                [
+                    iq(
+                        f'SELECT "load_evse_joules"{KWH} AS "EV charging" FROM "enphase_site_daily" '
+                        f"WHERE {IN_SITE}"
+                    )
+                ],
+                bars=True,
+                timeFrom="30d",
+                description="The site's measured EV charger load per day, from local midnight, over the last "
+                "30 days; all chargers of the site together.",
+                datasource=DS_INFLUX,
+            ),
+            info_table(
+                "Chargers",
+                [
+                    iq(
+                        ev_latest(
+                            [("name", "name"), ("model", "model"), ("firmware_version", "firmware_version")]
+                        ),
+                        table=True,
+                    )
+                ],
+                ["serial", "name", "model", "firmware_version"],
+                h=8,
+                datasource=DS_INFLUX,
+            ),
+        ],
+        [
+            stat(
+                "Operating voltage",
+                "volt",
+                [iq(ev_latest([("operating_voltage_volts", "voltage")]), "$tag_serial")],
+                w=8,
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Phases",
+                "none",
+                [iq(ev_latest([("phases", "phases")]), "$tag_serial")],
+                w=8,
+                datasource=DS_INFLUX,
+            ),
+            stat(
+                "Hardware maximum current",
+                "amp",
+                [iq(ev_latest([("max_current_amperes", "maximum")]), "$tag_serial")],
+                w=8,
+                datasource=DS_INFLUX,
+            ),
+        ],
+    ]
+    name, label, query = INFLUX_SITE_VARIABLE
+    return dashboard(
+        "enphase-influxdb-ev-charger",
+        "Enphase EV charger (InfluxDB)",
+        "Status, sessions and energy of Enphase IQ EV Chargers, from the Enphase exporter's InfluxDB output.",
+        [
+            datasource_variable("influxdb"),
+            influx_variable(name, label, query, multi=False),
+            influx_variable(
+                "serial",
+                "Charger",
+                'SHOW TAG VALUES FROM "enphase_ev_charger" WITH KEY = "serial" '
+                'WHERE "site_id" =~ /^$site_id$/',
+                multi=True,
+            ),
+        ],
+        rows,
+        tags=("enphase", "influxdb"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
 
 DASHBOARDS = {
     "site-overview.json": site_overview,
     "ev-charger.json": ev_charger,
     "exporter-health.json": exporter_health,
+    # A folder of their own: the Prometheus dashboards' tests take every JSON file at the top level.
+    "influxdb/site-overview.json": influx_site_overview,
+    "influxdb/ev-charger.json": influx_ev_charger,
 }
 
 
@@ -1080,7 +1692,7 @@ def main(argv: list[str] | None = None) -> int:
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 stale.append(name)
         else:
-            OUT_DIR.mkdir(exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
     if stale:
         print(f"out of date, run {Path(__file__).name}: {', '.join(stale)}", file=sys.stderr)

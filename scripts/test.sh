@@ -22,9 +22,34 @@ fi
 echo "--- installing the exporter with its test dependencies"
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 
+# Grafana's own types for the dashboards (tests/test_grafana_schema.py): npm installs the @grafana/schema
+# pinned in grafana/schema/package-lock.json, and `npm run generate` turns its types into JSON Schemas
+# (a few seconds). `npm ci` runs only when the lock file changed since the last install; --prefer-offline
+# lets a kept ~/.npm cache serve it. docker-compose.yml is parsed by `docker compose config`
+# (tests/test_docker.py); without Docker's compose plugin, Debian's docker-compose does it, no daemon needed.
+packages=()
+command -v npm >/dev/null || packages+=(nodejs npm)
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || packages+=(docker-compose)
+if [ "${#packages[@]}" -gt 0 ]; then
+  echo "--- installing Debian packages: ${packages[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+(
+  cd grafana/schema
+  lock="$(sha256sum package-lock.json | cut -d' ' -f1)"
+  if [ "$(cat node_modules/.package-lock.sha256 2>/dev/null)" != "$lock" ]; then
+    echo "--- npm ci (grafana/schema)"
+    npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+    echo "$lock" >node_modules/.package-lock.sha256
+  fi
+  echo "--- JSON Schemas of Grafana's dashboard types"
+  npm run --silent generate
+)
+
 echo "--- ruff"
 python3 -m ruff check .
-python3 -m ruff format --check exporter tests
+python3 -m ruff format --check exporter tests grafana scripts benchmarks
 
 echo "--- pytest"
 python3 -m pytest "$@"

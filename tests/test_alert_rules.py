@@ -269,13 +269,13 @@ def test_dashboard_frame(name):
     assert set(template) == variables
     assert template["datasource"]["type"] == "datasource"
     assert template["datasource"]["query"] == "prometheus"
-    assert template["site_id"]["definition"] == "label_values(enphase_up, site_id)"
+    assert template["site_id"]["query"]["query"] == "label_values(enphase_up, site_id)"
     if "serial" in template:
-        assert template["serial"]["definition"] == (
+        assert template["serial"]["query"]["query"] == (
             'label_values(enphase_ev_charger_info{site_id=~"$site_id"}, serial)'
         )
     for variable in template.values():
-        query = variable.get("definition", "")
+        query = variable["query"]["query"] if variable["type"] == "query" else ""
         for metric in re.findall(r"label_values\(\s*([A-Za-z_:][\w:]*)", query):
             assert metric in KNOWN_METRICS, f"variable {variable['name']}: unknown metric {metric}"
 
@@ -398,7 +398,7 @@ def test_connector_status_timeline_shows_the_current_status(tmp_path):
 def expected_units(expr: str) -> set[str]:
     """Grafana units that fit what a query returns, judged by the unit suffix of its metric names."""
     if "_timestamp_seconds" in expr or "process_start_time_seconds" in expr:
-        if "time() -" in expr:
+        if "time() -" in expr or "- time()" in expr:  # an age, or the time left
             return {"s"}
         # Grafana's time units take milliseconds.
         return {"dateTimeFromNow", "dateTimeAsIso"} if "* 1000" in expr else set()
