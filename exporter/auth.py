@@ -41,6 +41,7 @@ OTP_NONCE_COOKIE = "login_otp_nonce"
 TOKEN_REFRESH_MARGIN = 600.0  # refresh this long before the token's exp
 TRANSIENT_LOGIN_PAUSE = 60.0  # after a login that failed for no stated reason; doubles each time
 TOKEN_REFRESH_RETRY = 300.0  # after a refresh attempt, the next one waits at least this long
+JWT_TOKEN_PATH = "/app-api/jwt_token.json"
 
 
 class SessionFileError(AuthError):
@@ -194,6 +195,9 @@ class PastedHeaders:
     def accepted(self) -> None:
         self.state.ok = True  # a rejection by one endpoint was not the end of the session after all
 
+    def alive(self, generation: int) -> bool | None:
+        return None  # nothing could renew them anyway
+
 
 class PasswordLogin:
     """Email and password, a saved session reused until the service says it expired."""
@@ -248,6 +252,18 @@ class PasswordLogin:
     def accepted(self) -> None:
         self.state.ok = True
 
+    def alive(self, generation: int) -> bool | None:
+        """Whether the session of ``generation`` still works, by the token endpoint; None: cannot tell."""
+        with self._lock:
+            if generation != self._generation or self._session is None:
+                return None  # renewed or dropped meanwhile: the next request uses what replaced it
+            headers = self._session.headers(self._transport.base_url + "/")
+        try:
+            reply = self._transport.request("jwt_token", "GET", JWT_TOKEN_PATH, headers=headers)
+        except CloudError:
+            return None
+        return not session_expired(reply, plain_text_is_content=True)
+
     # -- internals ------------------------------------------------------------------------------------
 
     def _adopt(self, session: CloudSession, *, save: bool) -> None:
@@ -288,7 +304,7 @@ class PasswordLogin:
         # Whatever happens, do not ask again on every request: refreshing is worth one try per few minutes.
         self._next_refresh_try = self._clock() + TOKEN_REFRESH_RETRY
         for endpoint, path in (
-            ("jwt_token", "/app-api/jwt_token.json"),
+            ("jwt_token", JWT_TOKEN_PATH),
             ("session_token", "/service/auth_ms_enho/api/v1/session/token"),
         ):
             try:

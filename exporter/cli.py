@@ -21,7 +21,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter import __version__, logs, sites
+from exporter import __version__, logs, shard, sites
 from exporter import backfill as backfilling
 from exporter.app import Exporter, build, demo_cloud_if_asked
 from exporter.auth import SessionFile, interactive_login
@@ -121,6 +121,7 @@ def serve(settings: Settings) -> int:
             if not site_ids:
                 log.error("No site found for this account; trying again in %.0f s", DISCOVERY_RETRY_SECONDS)
                 stop.wait(DISCOVERY_RETRY_SECONDS)
+        site_ids = _my_share(settings, site_ids)
         scheduler = PollScheduler(settings, exporter.poller, exporter.store)
         if exporter.influx:
             exporter.influx.start()
@@ -143,7 +144,8 @@ def once(settings: Settings) -> int:
         if exporter.influx:
             exporter.influx.start()
         site_ids = settings.site_ids or _discover(exporter.client)
-        succeeded = bool(site_ids)
+        succeeded = bool(site_ids)  # a shard with no site of its own is no failure; no site at all is
+        site_ids = _my_share(settings, site_ids)
         for site_id in site_ids:
             for source in (source for source in ONCE_ORDER if source in settings.sources):
                 succeeded &= exporter.poller.poll(site_id, source)
@@ -228,6 +230,9 @@ def backfill(settings: Settings, since: str, until: str | None, format: str, out
         site_ids = settings.site_ids or _discover(exporter.client)
         if not site_ids:
             return 1
+        site_ids = _my_share(settings, site_ids)
+        if not site_ids:
+            return 0
         history = backfilling.History(exporter.client)
         now = time.time()
         try:
@@ -275,6 +280,18 @@ def _build(settings: Settings, *, process_metrics: bool = False) -> Exporter:
         return build(settings, process_metrics=process_metrics)
     except CloudError as error:  # the session file check
         raise ConfigError(f"ENPHASE_SESSION_FILE: {error}") from None
+
+
+def _my_share(settings: Settings, site_ids: tuple[str, ...]) -> tuple[str, ...]:
+    """The sites this exporter polls under ``--shard``; the others belong to its sibling exporters."""
+    if settings.shard is None:
+        return site_ids
+    mine = shard.select(site_ids, settings.shard)
+    index, count = settings.shard
+    log.info("shard %d/%d: polling %d of %d sites", index, count, len(mine), len(site_ids))
+    if site_ids and not mine:
+        log.warning("shard %d/%d has no site of this account; the other shards poll them all", index, count)
+    return mine
 
 
 def _discover(client: CloudClient) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -35,6 +36,9 @@ USER_AGENT = f"Mozilla/5.0 (compatible; enphase-exporter/{__version__})"
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without Retry-After still pauses the endpoint
 MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 6 * 3600.0  # a hostile or broken Retry-After must not silence an endpoint forever
+# Years of daily_energy are a few MB; an answer many times that is broken, and reading it whole could cost
+# the process all its memory.
+MAX_BODY_BYTES = 32 * 2**20
 
 
 class CloudError(Exception):
@@ -53,9 +57,19 @@ class UpstreamError(CloudError):
         self.status = status
 
 
+class PayloadTooLarge(CloudError):
+    """An answer beyond ``MAX_BODY_BYTES``; it was not read."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(f"{endpoint}: the answer is larger than {MAX_BODY_BYTES // 2**20} MiB; not read")
+
+
 class RateLimited(CloudError):
-    def __init__(self, endpoint: str, retry_in: float) -> None:
-        super().__init__(f"{endpoint}: rate limited, next request allowed in {retry_in:.0f} s")
+    def __init__(self, endpoint: str, retry_in: float, resume_at: float) -> None:
+        # The end of the pause rather than the time left: the message stays the same for the whole pause,
+        # so the poller logs one line for it, not one per poll.
+        moment = datetime.fromtimestamp(resume_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        super().__init__(f"{endpoint}: rate limited, no request before {moment}")
         self.retry_in = retry_in
 
 
@@ -167,6 +181,7 @@ class Transport:
         self._sleep = sleep
         self._jitter = jitter
         self._not_before: dict[str, float] = {}  # endpoint -> monotonic time of the next allowed request
+        self._resume_at: dict[str, float] = {}  # endpoint -> the same as Unix time, for messages
         self._pause_lock = threading.Lock()
         self._local = threading.local()  # a requests.Session per thread: pooling without sharing state
 
@@ -203,10 +218,11 @@ class Transport:
                     MAX_RETRY_AFTER, _retry_after_seconds(reply.headers.get("retry-after"), time.time())
                 )
                 with self._pause_lock:
-                    self._not_before[endpoint] = max(
-                        self._not_before.get(endpoint, 0.0), self._clock() + retry_in
-                    )
-                raise RateLimited(endpoint, retry_in)
+                    if self._clock() + retry_in > self._not_before.get(endpoint, 0.0):
+                        self._not_before[endpoint] = self._clock() + retry_in
+                        self._resume_at[endpoint] = time.time() + retry_in
+                    resume_at = self._resume_at.get(endpoint, time.time() + retry_in)
+                raise RateLimited(endpoint, retry_in, resume_at)
             if reply.status >= 500 and not last_try:
                 self._back_off(attempt)
                 continue
@@ -218,8 +234,9 @@ class Transport:
     def _check_not_paused(self, endpoint: str) -> None:
         with self._pause_lock:
             remaining = self._not_before.get(endpoint, 0.0) - self._clock()
+            resume_at = self._resume_at.get(endpoint, time.time() + remaining)
         if remaining > 0:
-            raise RateLimited(endpoint, remaining)
+            raise RateLimited(endpoint, remaining, resume_at)
 
     def _send_once(
         self,
@@ -242,8 +259,10 @@ class Transport:
                 headers=dict(headers or {}),
                 timeout=self._timeout,
                 allow_redirects=False,  # a redirect to the login page is an expired session, not content
+                stream=True,  # read below, within MAX_BODY_BYTES
             )
             code = str(response.status_code)
+            body = _read_body(response, endpoint)
         except requests.Timeout as error:
             code = "timeout"
             raise UpstreamUnavailable(f"{endpoint}: timed out") from error
@@ -254,7 +273,7 @@ class Transport:
         return Reply(
             status=response.status_code,
             headers={name.lower(): value for name, value in response.headers.items()},
-            body=response.content,
+            body=body,
             cookies=dict(response.cookies.items()),
         )
 
@@ -270,6 +289,22 @@ class Transport:
     def _back_off(self, attempt: int) -> None:
         """Full jitter: spreads retries of many sites so they do not hit the cloud together."""
         self._sleep(self._jitter(0, min(MAX_BACKOFF, 2.0**attempt)))
+
+
+def _read_body(response: requests.Response, endpoint: str) -> bytes:
+    """The body; one larger than ``MAX_BODY_BYTES`` (declared or found so) is not read to its end."""
+    declared = response.headers.get("Content-Length", "")
+    if not (declared.isdigit() and int(declared) > MAX_BODY_BYTES):
+        chunks, size = [], 0
+        for chunk in response.iter_content(2**16):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                break
+        else:
+            return b"".join(chunks)
+    response.close()  # drops the connection rather than reading the rest
+    raise PayloadTooLarge(endpoint)
 
 
 def _retry_after_seconds(header: str | None, now: float) -> float:
@@ -299,6 +334,8 @@ class Authenticator(Protocol):
 
     def accepted(self) -> None: ...
 
+    def alive(self, generation: int) -> bool | None: ...  # None: cannot tell
+
 
 class CloudClient:
     def __init__(self, transport: Transport, auth: Authenticator) -> None:
@@ -309,12 +346,13 @@ class CloudClient:
         # Logging in again on every poll would get the account blocked, so they fail alone until they
         # accept a session again. Keyed by path, so one site's refusal never blocks another site's renewal.
         self._rejecting: set[str] = set()
+        self._alive_generation: int | None = None  # a session some request accepted, or the cloud confirmed
 
     def get_json(self, endpoint: str, path: str, params: Mapping[str, str] | None = None) -> Any:
-        credentials = self.auth.credentials()
+        credentials = used = self.auth.credentials()
         reply = self.transport.request(endpoint, "GET", path, params=params, headers=credentials.headers)
         if session_expired(reply):
-            if path in self._rejecting:
+            if path in self._rejecting and not self._session_ended(credentials.generation):
                 raise UpstreamError(endpoint, reply.status)
             self.auth.expired(credentials.generation)
             renewed = self.auth.credentials()
@@ -324,12 +362,27 @@ class CloudClient:
             if session_expired(reply):
                 self._rejecting.add(path)
                 raise UpstreamError(endpoint, reply.status)
+            used = renewed
         if reply.status >= 300:
             raise UpstreamError(endpoint, reply.status)
         payload = reply.json(endpoint)
         self._rejecting.discard(path)
+        self._alive_generation = used.generation
         self.auth.accepted()
         return payload
+
+    def _session_ended(self, generation: int) -> bool:
+        """Whether a rejecting path met an ended session this time, rather than its usual refusal.
+
+        Without asking, a session that ends while no other path is polled (one source enabled) would never
+        be renewed. Asked only about a session that nothing has accepted, and then once per session.
+        """
+        if generation == self._alive_generation:
+            return False
+        alive = self.auth.alive(generation)
+        if alive:
+            self._alive_generation = generation
+        return alive is False
 
 
 def session_expired(reply: Reply, *, plain_text_is_content: bool = False) -> bool:

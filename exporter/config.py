@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from exporter.demo.faults import FAULT_NAMES, FaultMix, parse_fault_mix
 from exporter.sources import NAMES
 
 DEFAULT_BASE_URL = "https://enlighten.enphaseenergy.com"
@@ -93,6 +94,7 @@ class Settings:
     listen_host: str
     listen_port: int
     demo: bool
+    demo_faults: FaultMix | None  # None: the demo cloud answers every request well
     log_level: str
     connect_timeout: float
     read_timeout: float
@@ -377,6 +379,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Run against the built-in demo cloud (no account needed).",
     ),
     SettingSpec(
+        "demo_faults",
+        "ENPHASE_DEMO_FAULTS",
+        "--demo-faults",
+        parse_fault_mix,
+        None,
+        "With --demo: the demo cloud misbehaves at random, reproducibly. `mixed`, or some of "
+        f"{', '.join(FAULT_NAMES)}; plus seed=N and rate=X (share of requests, default 0.05).",
+    ),
+    SettingSpec(
         "log_level", "ENPHASE_LOG_LEVEL", "--log-level", _log_level, "INFO", "debug, info, warning or error."
     ),
     SettingSpec(
@@ -568,6 +579,8 @@ def load(
 
 
 def _finish(values: dict[str, Any], require_credentials: bool) -> Settings:
+    if values["demo_faults"] is not None and not values["demo"]:
+        raise ConfigError("ENPHASE_DEMO_FAULTS: faults are for the demo cloud; add --demo (ENPHASE_DEMO=1)")
     _secret_from_file(values, "password", "ENPHASE_PASSWORD")
     _secret_from_file(values, "influx_token", "ENPHASE_INFLUX_TOKEN")
     _secret_from_file(values, "influx_password", "ENPHASE_INFLUX_PASSWORD")

@@ -120,7 +120,10 @@ class PollScheduler:
 
     def _trigger(self, interval: float) -> IntervalTrigger:
         # Up to a tenth of the interval (at most 10 s) of jitter keeps sites from drifting into lockstep.
-        return IntervalTrigger(seconds=interval, jitter=min(interval / 10, 10), timezone=UTC)
+        # APScheduler's jitter only ever delays a run, so the base is shortened by it: the configured
+        # interval is then the longest gap between two polls (how old the data can get), not the shortest.
+        jitter = min(interval / 10, 10)
+        return IntervalTrigger(seconds=interval - jitter, jitter=jitter, timezone=UTC)
 
     def _run(self, site_id: str, source: str) -> None:
         self._poller.poll(site_id, source)

@@ -63,4 +63,10 @@ ADDITIONS = [
     "enphase_site_load_today_joules",
     "enphase_site_power_interval_end_timestamp_seconds",
     "enphase_auth_login_blocked_until_timestamp_seconds",
+    "enphase_influxdb_points_written_total",
+    "enphase_influxdb_write_failures_total",
+    "enphase_influxdb_points_dropped_total",
+    "enphase_influxdb_queue_points",
+    "enphase_influxdb_queue_bytes",
+    "enphase_influxdb_last_success_timestamp_seconds",
 ]

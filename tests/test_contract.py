@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from catalog import CATALOG
+from catalog import ADDITIONS, CATALOG
 from fixture_cloud import FixtureCloud, pasted_headers
 from test_once import run_once
 
@@ -20,6 +20,12 @@ def documented() -> set[str]:
 @pytest.mark.parametrize("name", CATALOG)
 def test_every_catalog_metric_is_documented_in_the_readme(name):
     assert name in documented()
+
+
+@pytest.mark.parametrize("name", ADDITIONS)
+def test_every_added_metric_is_documented_and_in_the_changelog(name):
+    assert name in documented()
+    assert f"`{name}`" in README.split("## Changelog", 1)[1]
 
 
 @pytest.fixture(scope="module")

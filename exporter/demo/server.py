@@ -4,6 +4,7 @@
 an account, and the tests use it as the far end of every HTTP exchange. Logins and sessions behave like
 the live service's, including the four ways it answers an expired session (see ENLIGHTEN_API.md §1);
 the data come from :mod:`.simulation` at the instant ``clock()`` says, so a test can move time along.
+``faults`` spoils answers on demand (see :mod:`.faults`), and ``journal`` records what happened.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import payloads
 from . import simulation as sim
+from .answers import EXPIRY_FORMS, HTML_TYPE, LOGIN_PAGE, Response, expired_answer, not_authorized
+from .answers import json_answer as _json
+from .faults import LOGIN, SESSION, SOURCE, Faults
+from .journal import KEEP, Event, Journal
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"
@@ -34,33 +39,9 @@ DEMO_SITE_ID = sim.SITE_ID
 DEMO_CHARGER_SERIAL = sim.CHARGER_SERIAL
 DEMO_USER_ID = 4242
 SESSION_COOKIE = "_enlighten_4_session"
-EXPIRY_FORMS = ("401", "403", "302", "html")
+MAX_SESSIONS = 1000  # the oldest are forgotten beyond this: a long demo run must not grow without bound
 
-_JSON_TYPE = "application/json; charset=utf-8"
-_HTML_TYPE = "text/html; charset=utf-8"
-_LOGIN_PAGE = (
-    b"<!DOCTYPE html>\n<html><head><title>Enlighten | Sign in</title></head><body>"
-    b'<form action="/login/login" method="post"><input name="user[email]"><input name="user[password]"'
-    b' type="password"><button>Sign in</button></form></body></html>\n'
-)
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    body: bytes = b""
-    content_type: str = _JSON_TYPE
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def _json(status: int, body: payloads.JSON | str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
-    text = body if isinstance(body, str) else payloads.to_json(body)
-    return Response(status, text.encode(), _JSON_TYPE, headers)
-
-
-def _not_authorized() -> Response:
-    return _json(401, {"message": "Not authorized"})
 
 
 def _b64url(raw: bytes) -> str:
@@ -79,7 +60,8 @@ def _cookies(header: str) -> dict[str, str]:
 @dataclass(slots=True)
 class _Session:
     expires_at: float
-    expired_form: str | None = None  # set by DemoCloud.expire_sessions
+    expired_form: str | None = None  # set by DemoCloud.expire_sessions, or "401" once the TTL has passed
+    used: bool = False  # a request has carried it: the client did receive it
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +77,8 @@ class _Route:
     method: str
     pattern: re.Pattern[str]
     action: Callable[[DemoCloud, _Request], Response]
-    needs_session: bool = True
+    endpoint: str  # the exporter's name for it; "" for the login page, which no fault touches
+    kind: str = SESSION  # LOGIN, SESSION or SOURCE: decides which faults apply
 
 
 class DemoCloud:
@@ -107,23 +90,33 @@ class DemoCloud:
         host: str = "127.0.0.1",
         port: int = 0,
         session_ttl: float = 7 * 86400,
+        keep_events: int = KEEP,
+        more_site_ids: tuple[str, ...] = (),
     ) -> None:
         self.clock = clock
+        # More ids serve the same simulated site under each (benchmarks/many_sites.py); discovery lists one.
+        self.site_ids = frozenset((DEMO_SITE_ID, *more_site_ids))
         self.session_ttl = session_ttl
         self.base_url = ""
-        self.login_count = 0
-        self.requests_seen: list[tuple[str, str]] = []
+        self.login_count = 0  # login attempts, whatever their answer
+        self.requests_seen: list[tuple[str, str]] = []  # (method, path), about the latest keep_events
+        self.journal = Journal(keep_events)
+        self._keep = keep_events
         self._address = (host, port)
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._secret = secrets.token_bytes(32)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        endpoints = {route.endpoint: route.kind for route in _ROUTES if route.endpoint}
+        self.faults = Faults(endpoints, self.journal, self._stopping.wait)
 
     # --- lifecycle ---
 
     def start(self) -> str:
         if self._server is None:
+            self._stopping.clear()
             self._server = _Server(self._address, self)
             host, port = self._server.server_address[:2]
             self.base_url = f"http://{host}:{port}"
@@ -136,6 +129,7 @@ class DemoCloud:
 
     def stop(self) -> None:
         if self._server is not None:
+            self._stopping.set()  # answers held back by a fault end now
             self._server.shutdown()
             self._server.server_close()
             if self._thread is not None:
@@ -162,18 +156,32 @@ class DemoCloud:
         )
         return token, cookie
 
-    def expire_sessions(self, form: str = "401") -> None:
+    def expire_sessions(self, form: str = "401", cause: str = "expire_sessions") -> int:
         """Expires every existing session; later requests with one are answered in ``form``: "401",
-        "403", "302" (to the login page) or "html" (a 200 login page). New logins work normally."""
+        "403", "302" (to the login page) or "html" (a 200 login page). New logins work normally.
+        Returns how many sessions were still alive."""
         if form not in EXPIRY_FORMS:
             raise ValueError(f"form must be one of {EXPIRY_FORMS}, not {form!r}")
+        now = self.clock()
         with self._lock:
+            alive = sum(1 for s in self._sessions.values() if not s.expired_form and now < s.expires_at)
             for session in self._sessions.values():
                 session.expired_form = form
+        if alive:
+            self.journal.record(Event(now, "expiry", outcome=cause, sessions=alive))
+        return alive
+
+    def session_used(self, session_id: str) -> bool:
+        """Whether any request carried the session (one forgotten among the oldest counts as used)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            return session is None or session.used
 
     def _new_session(self, now: float) -> tuple[str, str]:
         session_id = secrets.token_hex(16)
         with self._lock:
+            while len(self._sessions) >= MAX_SESSIONS:
+                del self._sessions[next(iter(self._sessions))]  # dicts keep order: this is the oldest
             self._sessions[session_id] = _Session(expires_at=now + self.session_ttl)
         return session_id, self._jwt(session_id, now)
 
@@ -210,55 +218,77 @@ class DemoCloud:
         for token in (headers.get("e-auth-token", "").strip(), bearer):
             if token:
                 candidates.append(self._session_of_token(token, now))
-        expired_forms = []
+        expired_forms, ran_out = [], 0
         with self._lock:
             for session_id in filter(None, candidates):
                 session = self._sessions.get(session_id)
                 if session is None:
                     continue
+                if not session.expired_form and now >= session.expires_at:
+                    session.expired_form, ran_out = "401", ran_out + 1  # the TTL passed: noted once
                 if session.expired_form:
                     expired_forms.append(session.expired_form)
-                elif now < session.expires_at:
+                else:
+                    session.used = True
                     return session_id
-        return self._expired(expired_forms[0]) if expired_forms else _not_authorized()
-
-    def _expired(self, form: str) -> Response:
-        if form == "403":
-            return _json(403, {"message": "Forbidden"})
-        if form == "302":
-            return Response(302, b"", _HTML_TYPE, (("Location", f"{self.base_url}/login"),))
-        if form == "html":
-            return Response(200, _LOGIN_PAGE, _HTML_TYPE)
-        return _not_authorized()
+        if ran_out:
+            self.journal.record(Event(now, "expiry", outcome="ttl", sessions=ran_out))
+        return expired_answer(expired_forms[0], self.base_url) if expired_forms else not_authorized()
 
     # --- requests ---
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
         """Answers one request; ``headers`` has lower-case names."""
         url = urlsplit(target)
+        arrived = self.clock()
+        found = _find_route(url.path)
+        endpoint = found[0].endpoint if found else ""
         with self._lock:
             self.requests_seen.append((method, url.path))
-        found = _find_route(url.path)
+            if len(self.requests_seen) > self._keep:
+                del self.requests_seen[: len(self.requests_seen) - self._keep // 2]
+            if endpoint == "login":
+                self.login_count += 1
+        self.journal.record(Event(arrived, "request", endpoint))
         if found is None:
             return _json(404, {"message": "Not found"})
         route, match = found
         if route.method != method:
             return _json(405, {"message": "Method not allowed"})
-        now = self.clock()
+
+        def normal() -> Response:
+            return self._respond(route, match, url.query, headers, body)
+
+        if not endpoint:
+            return normal()
+        response, fault = self.faults.answer(endpoint, arrived, normal, self._expire_by_fault)
+        if route.kind == LOGIN:
+            outcome = "success" if response.status == 200 else "invalid"
+            if fault is not None and fault.name != "slow":  # a slow login still gets its normal answer
+                outcome = fault.name
+            session = json.loads(response.body)["session_id"] if outcome == "success" else ""
+            self.journal.record(Event(arrived, "login", endpoint, outcome=outcome, session=session))
+        return response
+
+    def _respond(
+        self, route: _Route, match: re.Match[str], query: str, headers: Mapping[str, str], body: bytes
+    ) -> Response:
+        now = self.clock()  # read after any delay a fault put in
         session_id = ""
-        if route.needs_session:
+        if route.kind != LOGIN and route.endpoint:
             authenticated = self._authenticate(headers, now)
             if isinstance(authenticated, Response):
                 return authenticated
             session_id = authenticated
-        if match.groupdict().get("site", DEMO_SITE_ID) != DEMO_SITE_ID:
+        if match.groupdict().get("site", DEMO_SITE_ID) not in self.site_ids:
             return _json(404, {"message": "Site not found"})
-        query = {name: values[0] for name, values in parse_qs(url.query).items()}
-        return route.action(self, _Request(now, query, body, session_id))
+        arguments = {name: values[0] for name, values in parse_qs(query).items()}
+        return route.action(self, _Request(now, arguments, body, session_id))
+
+    def _expire_by_fault(self, form: str) -> None:
+        self.expire_sessions(form, cause="fault")
 
     def _login(self, request: _Request) -> Response:
-        with self._lock:
-            self.login_count += 1
         form = parse_qs(request.body.decode("utf-8", "replace"))
         email = form.get("user[email]", [""])[0].strip().lower()
         password = form.get("user[password]", [""])[0]
@@ -296,9 +326,13 @@ class DemoCloud:
 
 
 def _route(
-    method: str, pattern: str, action: Callable[[DemoCloud, _Request], Response], needs_session: bool = True
+    method: str,
+    pattern: str,
+    action: Callable[[DemoCloud, _Request], Response],
+    endpoint: str,
+    kind: str = SESSION,
 ) -> _Route:
-    return _Route(method, re.compile(pattern.replace("<site>", r"(?P<site>[^/]+)")), action, needs_session)
+    return _Route(method, re.compile(pattern.replace("<site>", r"(?P<site>[^/]+)")), action, endpoint, kind)
 
 
 def _data(build: Callable[[float], payloads.JSON]) -> Callable[[DemoCloud, _Request], Response]:
@@ -306,17 +340,29 @@ def _data(build: Callable[[float], payloads.JSON]) -> Callable[[DemoCloud, _Requ
 
 
 _ROUTES = (
-    _route("POST", r"/login/login\.json", DemoCloud._login, needs_session=False),
-    _route("GET", r"/login", lambda cloud, request: Response(200, _LOGIN_PAGE, _HTML_TYPE), False),
-    _route("GET", r"/app-api/jwt_token\.json", DemoCloud._token),
-    _route("GET", r"/service/auth_ms_enho/api/v1/session/token", DemoCloud._token),
-    _route("GET", r"/app-api/search_sites\.json", _data(lambda now: payloads.search_sites())),
-    _route("GET", r"/service/evse_controller/<site>/ev_chargers/status", _data(payloads.ev_status)),
-    _route("GET", r"/service/evse_controller/api/v2/<site>/ev_chargers/summary", _data(payloads.ev_summary)),
-    _route("GET", r"/pv/systems/<site>/today", _data(payloads.today)),
-    _route("GET", r"/pv/systems/<site>/daily_energy", DemoCloud._daily_energy),
-    _route("GET", r"/pv/systems/<site>/lifetime_energy", _data(payloads.lifetime_energy)),
-    _route("GET", r"/app-api/<site>/get_latest_power", _data(payloads.latest_power)),
+    _route("POST", r"/login/login\.json", DemoCloud._login, "login", LOGIN),
+    _route("GET", r"/login", lambda cloud, request: Response(200, LOGIN_PAGE, HTML_TYPE), ""),
+    _route("GET", r"/app-api/jwt_token\.json", DemoCloud._token, "jwt_token"),
+    _route("GET", r"/service/auth_ms_enho/api/v1/session/token", DemoCloud._token, "session_token"),
+    _route("GET", r"/app-api/search_sites\.json", _data(lambda now: payloads.search_sites()), "search_sites"),
+    _route(
+        "GET",
+        r"/service/evse_controller/<site>/ev_chargers/status",
+        _data(payloads.ev_status),
+        "ev_status",
+        SOURCE,
+    ),
+    _route(
+        "GET",
+        r"/service/evse_controller/api/v2/<site>/ev_chargers/summary",
+        _data(payloads.ev_summary),
+        "ev_summary",
+        SOURCE,
+    ),
+    _route("GET", r"/pv/systems/<site>/today", _data(payloads.today), "today", SOURCE),
+    _route("GET", r"/pv/systems/<site>/daily_energy", DemoCloud._daily_energy, "daily_energy", SOURCE),
+    _route("GET", r"/pv/systems/<site>/lifetime_energy", _data(payloads.lifetime_energy), "lifetime_energy"),
+    _route("GET", r"/app-api/<site>/get_latest_power", _data(payloads.latest_power), "latest_power"),
 )
 
 

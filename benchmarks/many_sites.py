@@ -1,0 +1,182 @@
+"""Many sites in one exporter process, in real time: memory, CPU per hour of polling, late and missed polls.
+
+    python3 benchmarks/many_sites.py [--sites 1000] [--seconds 300]
+
+The demo cloud runs in a child process (so that its CPU is not counted) and answers for every site id with
+its one simulated site. The exporter polls them with the real scheduler, wall-clock time, its request
+budget raised to fit every site at the default intervals. The reference is the same exporter polling one site
+for the same time: the "per site" ratio says whether a site costs more when there are many. A poll is late
+when it ends more than 10 s after its planned time; missed when APScheduler skipped it (more than 60 s late,
+or the previous poll of the same job still running).
+
+First runs are spread over one interval, so a short run sees each site's EV status often and its daily
+energy (whose first poll fetches the whole history) only for a share of the sites: CPU per hour is from the
+run's mix, which front-loads history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from tables import machine, markdown
+
+from exporter.app import build
+from exporter.config import load
+from exporter.demo.server import DEMO_EMAIL, DEMO_PASSWORD
+from exporter.scheduler import PollScheduler
+
+LATE_SECONDS = 10.0
+CLOUD = """
+import sys, time
+from exporter.demo.server import DemoCloud
+ids = tuple(str(2_000_000 + n) for n in range(int(sys.argv[1])))
+with DemoCloud(more_site_ids=ids) as cloud:
+    print(cloud.base_url, flush=True)
+    sys.stdin.read()  # until the benchmark closes the pipe
+"""
+
+
+def site_ids(count: int) -> list[str]:
+    return [str(2_000_000 + n) for n in range(count)]
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    sites: int
+    seconds: float
+    rss_mib: float
+    cpu_seconds: float
+    polls: int
+    failed: int
+    late: int
+    missed: int
+    worst_delay: float
+
+    @property
+    def cpu_per_hour(self) -> float:
+        return self.cpu_seconds * 3600 / self.seconds
+
+
+def rss_mib() -> float:
+    status = Path("/proc/self/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+
+
+def measure(count: int, seconds: float, state: Path) -> Figures:
+    cloud = subprocess.Popen(
+        [sys.executable, "-c", CLOUD, str(count)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert cloud.stdout is not None
+        base_url = cloud.stdout.readline().strip()
+        environ = {
+            "ENPHASE_BASE_URL": base_url,
+            "ENPHASE_EMAIL": DEMO_EMAIL,
+            "ENPHASE_PASSWORD": DEMO_PASSWORD,
+            "ENPHASE_SESSION_FILE": str(state / f"session-{count}.json"),
+            "ENPHASE_SITE_ID": ",".join(site_ids(count)),
+            "ENPHASE_REQUEST_BUDGET": str(200 * count),  # above the 137 per site the worst-case plan needs
+        }
+        settings = load({}, environ)
+        exporter = build(settings)
+        scheduler = PollScheduler(settings, exporter.poller, exporter.store)
+        lock = threading.Lock()
+        delays: list[float] = []
+        missed = failed = 0
+        poll = exporter.poller.poll
+
+        def counted(site_id: str, source: str) -> bool:
+            nonlocal failed
+            succeeded = poll(site_id, source)
+            with lock:
+                failed += not succeeded
+            return succeeded
+
+        exporter.poller.poll = counted  # type: ignore[method-assign]
+
+        def heard(event: JobEvent) -> None:
+            nonlocal missed
+            with lock:
+                if event.code == EVENT_JOB_EXECUTED:
+                    delays.append(time.time() - event.scheduled_run_time.timestamp())
+                else:
+                    missed += 1
+
+        jobs = scheduler._scheduler  # PollScheduler owns it; its events tell when each job ran
+        jobs.add_listener(heard, EVENT_JOB_EXECUTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.monotonic()
+        scheduler.start(settings.site_ids)
+        time.sleep(seconds)
+        scheduler.shutdown()
+        spent = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_seconds = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
+        with lock:
+            return Figures(
+                count,
+                spent,
+                rss_mib(),
+                cpu_seconds,
+                len(delays),
+                failed,
+                sum(delay > LATE_SECONDS for delay in delays),
+                missed,
+                max(delays, default=0.0),
+            )
+    finally:
+        cloud.communicate(timeout=30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sites", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="enphase-many-") as state:
+        one = measure(1, args.seconds, Path(state))
+        many = measure(args.sites, args.seconds, Path(state))
+    print(f"{args.seconds:g} s of real time per run, pid {os.getpid()}; {machine()}\n")
+    rows = [
+        [
+            figures.sites,
+            f"{figures.rss_mib:.0f}",
+            f"{figures.cpu_per_hour:.0f}",
+            f"{figures.cpu_per_hour / figures.sites:.2f}",
+            figures.polls,
+            figures.failed,
+            figures.late,
+            figures.missed,
+            f"{figures.worst_delay:.1f}",
+        ]
+        for figures in (one, many)
+    ]
+    per_site = (many.cpu_per_hour / many.sites) / (one.cpu_per_hour / one.sites)
+    rows.append(["ratio, per site", "", "", f"{per_site:.2f}", "", "", "", "", ""])
+    header = (
+        "sites",
+        "RSS MiB (at the end)",
+        "CPU s per hour",
+        "CPU s per hour per site",
+        "polls",
+        "failed",
+        f"late (> {LATE_SECONDS:.0f} s)",
+        "missed",
+        "worst delay s",
+    )
+    print(markdown(header, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
