@@ -1,6 +1,6 @@
 """A simulated week of polling with faults mixed in, time-lapsed: does anything grow that should not?
 
-    python3 benchmarks/long_run.py [--days 7] [--warm-up 1] [--seed 1] [--rate 0.05] [--tracemalloc]
+    python3 benchmarks/long_run.py [--days 7] [--warm-up 1] [--seed 1] [--rate 0.05] [--tracemalloc] [--json]
 
 The real exporter polls the demo cloud over HTTP on 127.0.0.1 (``exporter.demo.timelapse``) while one fake
 clock drives the schedule and the simulation, with the demo cloud's fault mix on. After the warm-up (the
@@ -8,16 +8,18 @@ whole history fetched, caches filled) the process's memory, threads and open fil
 the end, at the same time of day (today's intervals fill up through each day). Memory is the resident set
 and the number of blocks Python's allocator holds; ``--tracemalloc`` adds bytes of Python objects, at
 about four times the run time. Prints its figures as tables and exits 1 when growth is out of bounds, a
-rule of the referee was broken, or a poll met a bug. The test suite runs a short version of the same
-(tests/test_long_run.py).
+rule of the referee was broken, or a poll met a bug; ``--json`` prints the figures as JSON instead. The
+test suite runs a short version of the same in a process of its own (tests/test_long_run.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
+import json
+import logging
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -28,6 +30,8 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from tables import machine, markdown  # benchmarks/tables.py, beside this file
 
 from exporter.demo import simulation as sim
 from exporter.demo.faults import FAULT_NAMES, FaultMix
@@ -149,56 +153,50 @@ def long_run(
         random.setstate(randomness)
 
 
-def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line), "?"
-    )
-    return f"nproc {os.cpu_count()}, {model}, Python {platform.python_version()}"
-
-
 def table(report: Report) -> str:
     start, end, days = report.start, report.end, max(report.measured_days, 1e-9)
 
-    def row(name: str, before: float, after: float, unit: str = "", per_day: bool = False) -> str:
+    def row(name: str, before: float, after: float, unit: str = "", per_day: bool = False) -> list[str]:
         scale, digits = (2**20, 1) if unit == "MiB" else (1, 0)
         growth = (after - before) / scale
         daily = f" ({growth / days:+.{digits}f} per day)" if per_day else ""
         unit = f" {unit}" if unit else ""
-        values = (
+        return [
+            name,
             f"{before / scale:.{digits}f}{unit}",
             f"{after / scale:.{digits}f}{unit}",
             f"{growth:+.{digits}f}{unit}{daily}",
-        )
-        return f"| {name} | {' | '.join(values)} |"
+        ]
 
     traced = [row("traced Python memory", start.traced, end.traced, "MiB", True)] if start.traced else []
-    lines = [
-        f"{report.days:g} simulated days ({report.warm_up_days:g} of warm-up), seed {report.seed}, "
-        f"{report.rate:.0%} of requests spoiled; {report.wall_seconds:.0f} s of real time on {machine()}",
-        "",
-        "| figure | after warm-up | at the end | growth |",
-        "|---|---|---|---|",
+    process = [
         row("resident memory (RSS)", start.rss, end.rss, "MiB"),
         row("Python's allocated blocks", start.blocks, end.blocks, per_day=True),
         *traced,
         row("threads", start.threads, end.threads),
         row("open file descriptors", start.open_files, end.open_files),
-        "",
-        "| source | polls | failed |",
-        "|---|---|---|",
-        *(
-            f"| {source} | {count} | {report.failed[source]} |"
-            for source, count in sorted(report.polls.items())
-        ),
-        "",
-        "| what the cloud saw | count |",
-        "|---|---|",
-        *(f"| {name} | {count} |" for name, count in sorted(report.events.items())),
-        f"| /metrics renders (slowest {report.slowest_scrape * 1000:.0f} ms) | {report.scrapes} |",
-        f"| polls that met a bug | {report.internal_errors} |",
     ]
-    return "\n".join(lines)
+    polls = [(source, count, report.failed[source]) for source, count in sorted(report.polls.items())]
+    seen = [
+        *sorted(report.events.items()),
+        (f"/metrics renders (slowest {report.slowest_scrape * 1000:.0f} ms)", report.scrapes),
+        ("polls that met a bug", report.internal_errors),
+    ]
+    return "\n\n".join(
+        [
+            f"{report.days:g} simulated days ({report.warm_up_days:g} of warm-up), seed {report.seed}, "
+            f"{report.rate:.0%} of requests spoiled; {report.wall_seconds:.0f} s of real time on {machine()}",
+            markdown(["figure", "after warm-up", "at the end", "growth"], process),
+            markdown(["source", "polls", "failed"], polls),
+            markdown(["what the cloud saw", "count"], seen),
+        ]
+    )
+
+
+def as_json(report: Report) -> str:
+    fields = {field.name: getattr(report, field.name) for field in dataclasses.fields(report)}
+    fields["start"], fields["end"] = dataclasses.asdict(report.start), dataclasses.asdict(report.end)
+    return json.dumps({**fields, "problems": report.problems()})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,11 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=float, default=0.05, help="share of requests a fault spoils")
     parser.add_argument("--tracemalloc", action="store_true", help="also count bytes (four times slower)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)  # every fault is logged; the figures are what matters here
     with tempfile.TemporaryDirectory(prefix="enphase-long-run-") as state:
         report = long_run(args.days, args.warm_up, args.seed, args.rate, Path(state), args.tracemalloc)
-    print(table(report))
     problems = report.problems()
+    print(as_json(report) if args.json else table(report))
     for problem in problems:
         print(f"PROBLEM: {problem}", file=sys.stderr)
     return 1 if problems else 0
