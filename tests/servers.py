@@ -6,6 +6,7 @@ Each server can be stopped and started again on the same port and data, for the 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -32,6 +33,25 @@ def wait_until(condition: Any, timeout: float, what: str, every: float = 0.1) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 15 s."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus/Grafana duration such as ``15s`` or ``1d`` in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    match = re.fullmatch(r"(\d+)([smhd])", duration)
+    assert match, duration
+    return int(match[1]) * units[match[2]]
 
 
 class Server:
@@ -69,13 +89,7 @@ class Server:
         wait_until(up, 30, f"{self.binary} to start")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def log_tail(self) -> str:

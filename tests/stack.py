@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 import yaml
-from servers import Server, free_port, wait_until
+from servers import Server, free_port, stop_process, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "prometheus" / "alerts.yml"
@@ -56,13 +56,7 @@ class DemoExporter:
         wait_until(healthy, 30, "the demo exporter to answer /healthz")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def log_tail(self) -> str:

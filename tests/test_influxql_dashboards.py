@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import requests
-from servers import InfluxDB1
+from servers import InfluxDB1, seconds
 from stack import DemoExporter
 
 from exporter.demo import DEMO_CHARGER_SERIAL, DEMO_SITE_ID
@@ -27,13 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 INFLUX_DASHBOARDS = ROOT / "grafana" / "dashboards" / "influxdb"
 MAX_DATA_POINTS = 1440  # as in test_prometheus_demo.py: a panel 1440 pixels wide
 DATA_WAIT_SECONDS = 120
-
-
-def seconds(duration: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    match = re.fullmatch(r"(\d+)([smhd])", duration)
-    assert match, duration
-    return int(match[1]) * units[match[2]]
 
 
 @dataclass(frozen=True)

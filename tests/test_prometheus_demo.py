@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from servers import InfluxDB1
+from servers import InfluxDB1, seconds
 from stack import ALERTS, DemoExporter, Prometheus
 
 from exporter.demo import DEMO_CHARGER_SERIAL, DEMO_SITE_ID
@@ -42,13 +42,6 @@ def time_interval() -> float:
         s for s in yaml.safe_load(DATASOURCES.read_text())["datasources"] if s["type"] == "prometheus"
     ]
     return seconds(source["jsonData"]["timeInterval"])
-
-
-def seconds(duration: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    match = re.fullmatch(r"(\d+)([smhd])", duration)
-    assert match, duration
-    return int(match[1]) * units[match[2]]
 
 
 @dataclass(frozen=True)
