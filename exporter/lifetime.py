@@ -8,6 +8,7 @@ So a counter holds its value instead, and the event is counted in ``enphase_coun
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 
@@ -16,53 +17,102 @@ from exporter.sources.energy_day import EnergyDay
 
 # Re-fetch a few days back on each hourly poll: the cloud keeps correcting recent days for a while.
 REFRESH_DAYS = 3
+# The first history comes a quarter per request, so that one site's years are never in memory at once: a
+# parsed day is about 40 KB (each interval value a Python float), three years about 45 MB. A quarter costs
+# about 5 MB, and three years 12 requests instead of one.
+HISTORY_CHUNK_DAYS = 92
+# Days this far before the newest one are never fetched again (the refresh covers REFRESH_DAYS + 1 days back,
+# give or take a day of time zone): only their sum is kept.
+SETTLED_AFTER = (REFRESH_DAYS + 3) * 86400.0
 
 
 class DayLedger:
     """One site's per-day channel totals (joules), keyed by the day's local-midnight timestamp.
 
-    Each day keeps its freshest observation, from either source: at 23:55 ``today`` has read more of the
-    day than the hourly ``daily_energy`` did at 23:30, and after midnight that last reading is what keeps
-    yesterday's part of the counter from dropping back.
+    Each recent day keeps its freshest observation, from either source: at 23:55 ``today`` has read more of
+    the day than the hourly ``daily_energy`` did at 23:30, and after midnight that last reading is what keeps
+    yesterday's part of the counter from dropping back. Settled days are folded into one sum, so a site costs
+    a week of days in memory, not its whole history (1,000 sites times years of days was most of the RSS).
     """
 
     def __init__(self) -> None:
-        self._days: dict[float, tuple[float, Mapping[str, float]]] = {}  # start -> (observed at, totals)
+        self._lock = threading.Lock()  # the first history is recorded outside the snapshot's lock
+        self._recent: dict[float, tuple[float, Mapping[str, float]]] = {}  # start -> (observed at, totals)
+        self._settled: dict[str, float] = {}  # channel -> joules of every folded day
+        self._settled_through = float("-inf")  # the start of the newest folded day
+        self._fetched_through: date | None = None  # the last day of the first history's parts so far
         self._has_history = False
 
     @property
     def has_history(self) -> bool:
-        """True once ``daily_energy`` delivered the history: before that, lifetime totals would be too low."""
+        """True once ``daily_energy`` delivered the whole history: before that, lifetime totals would be
+        too low."""
         return self._has_history
 
-    def record(self, daily: DailyEnergy, observed_at: float) -> None:
-        self._has_history = True
-        for day in daily.days:
-            self.record_day(day, observed_at)
+    def next_span(self, utc_today: date, site_start: date) -> tuple[date, date | None]:
+        """The days the next ``daily_energy`` request asks for; an end of None means through today.
+
+        First the whole history, one part of ``HISTORY_CHUNK_DAYS`` at a time (resuming after the last
+        part recorded, should a poll fail halfway); afterwards the last few days. One extra day of margin
+        covers any time zone, since the site's local date can differ from the UTC date by one.
+        """
+        if self._has_history:
+            return max(site_start, utc_today - timedelta(days=REFRESH_DAYS + 1)), None
+        start = site_start if self._fetched_through is None else self._fetched_through + timedelta(days=1)
+        end = start + timedelta(days=HISTORY_CHUNK_DAYS - 1)
+        return start, (end if end < utc_today - timedelta(days=1) else None)
+
+    def record(self, daily: DailyEnergy, observed_at: float, through: date | None = None) -> None:
+        """Record a ``daily_energy`` answer: the days up to ``through`` (a part of the first history), or
+        up to today (None), which completes the history."""
+        with self._lock:
+            for day in daily.days:
+                self._record_day(day, observed_at)
+            if through is None:
+                self._has_history = True
+            elif not self._has_history:
+                self._fetched_through = through
+            self._fold(observed_at)
 
     def record_day(self, day: EnergyDay, observed_at: float) -> None:
-        previous = self._days.get(day.start_timestamp)
-        if previous is None or observed_at >= previous[0]:
-            self._days[day.start_timestamp] = (observed_at, dict(day.channel_totals))
+        with self._lock:
+            self._record_day(day, observed_at)
+            self._fold(observed_at)
 
-    def next_fetch_start(self, utc_today: date, site_start: date) -> date:
-        """The whole history first; afterwards the last few days. One extra day of margin covers any
-        time zone, since the site's local date can differ from the UTC date by one."""
-        if not self._has_history:
-            return site_start
-        return max(site_start, utc_today - timedelta(days=REFRESH_DAYS + 1))
+    def _record_day(self, day: EnergyDay, observed_at: float) -> None:
+        if day.start_timestamp <= self._settled_through:
+            return  # folded already: a day that old is never re-fetched, so this is a repeat of its answer
+        previous = self._recent.get(day.start_timestamp)
+        if previous is None or observed_at >= previous[0]:
+            self._recent[day.start_timestamp] = (observed_at, dict(day.channel_totals))
+
+    def _fold(self, observed_at: float) -> None:
+        """Fold the days before the settled line into the sum. The line follows the newest day, capped at
+        the clock, so a stale site or a day stamped in the future folds nothing it should not."""
+        if not self._recent:
+            return
+        line = min(max(self._recent), observed_at) - SETTLED_AFTER
+        for start in sorted(start for start in self._recent if start < line):
+            _, totals = self._recent.pop(start)
+            for channel, joules in totals.items():
+                self._settled[channel] = self._settled.get(channel, 0.0) + joules
+            self._settled_through = start
 
     def totals(self, today: EnergyDay | None) -> dict[str, float]:
         """Lifetime joules per channel; a channel that no day measured is absent."""
-        if not self._has_history:
-            return {}
+        with self._lock:
+            if not self._has_history:
+                return {}
+            days, lifetime, settled_through = dict(self._recent), dict(self._settled), self._settled_through
         current: Mapping[str, float] = {}
-        past = [totals for _, totals in self._days.values()]
-        if today is not None and today.start_timestamp >= max(self._days):
+        if (
+            today is not None
+            and today.start_timestamp > settled_through
+            and today.start_timestamp >= max(days, default=today.start_timestamp)
+        ):
             current = today.channel_totals
-            past = [totals for start, (_, totals) in self._days.items() if start < today.start_timestamp]
-        lifetime: dict[str, float] = {}
-        for totals in (*past, current):
+            days = {start: day for start, day in days.items() if start < today.start_timestamp}
+        for totals in (*(totals for _, totals in days.values()), current):
             for channel, joules in totals.items():
                 lifetime[channel] = lifetime.get(channel, 0.0) + joules
         return lifetime

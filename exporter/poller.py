@@ -192,18 +192,30 @@ class Poller:
 
     def _daily_energy(self, site_id: str, now: float) -> Fetched:
         ledger = self._ledgers.setdefault(site_id, DayLedger())
-        start = ledger.next_fetch_start(datetime.fromtimestamp(now, UTC).date(), self._site_start(site_id))
-        payload = self._client.get_json(
-            daily_energy.ENDPOINT, daily_energy.path(site_id), daily_energy.query(start)
-        )
-        parsed = daily_energy.parse(payload)
-        self._count(daily_energy.ENDPOINT, parsed.problems)
+        utc_today, site_start = datetime.fromtimestamp(now, UTC).date(), self._site_start(site_id)
+        while True:
+            start, end = ledger.next_span(utc_today, site_start)
+            payload = self._client.get_json(
+                daily_energy.ENDPOINT, daily_energy.path(site_id), daily_energy.query(start, end)
+            )
+            parsed = daily_energy.parse(payload)
+            del payload  # one part of the history in memory at a time, not its JSON and its models both
+            self._count(daily_energy.ENDPOINT, parsed.problems)
+            if end is None:
+                break
+            # An earlier part of the first history: into the ledger and out to the outputs now, so that the
+            # next part does not have to share memory with it. A failure later resumes after this part.
+            ledger.record(parsed.value, now, through=end)
+            site = self._store.current.sites.get(site_id) or SiteSnapshot(site_id, self._sources)
+            self._tell_listeners(Polled(site, daily_energy.ENDPOINT, now, parsed.value))
+            del parsed
+        last = parsed.value
 
         def change(site: SiteSnapshot) -> SiteSnapshot:
-            ledger.record(parsed.value, now)
+            ledger.record(last, now)
             return self._with_lifetime(site)
 
-        return Fetched(change, parsed.value)
+        return Fetched(change, last)
 
     # -- helpers ----------------------------------------------------------------------------------------
 

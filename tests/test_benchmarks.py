@@ -75,7 +75,8 @@ def test_upstream_cost(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
 def test_many_sites(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     assert load("many_sites", monkeypatch).main(["--sites", "3", "--seconds", "2"]) == 0
     rows = table_rows(capsys.readouterr().out)
-    assert set(rows) == {"sites", "1", "3", "ratio, per site"}
-    polls, failed, late, missed = (int(cell) for cell in rows["3"][3:7])
+    assert set(rows) == {"sites", "1", "3", "ratio, per site", "RSS MiB of", "1 site", "3 sites"}
+    polls, failed, late, missed = (int(cell) for cell in rows["3"][4:8])
+    assert len(rows["3 sites"]) == 10 and all(float(mib) > 10 for mib in rows["3 sites"])
     assert polls >= 3  # the first EV status and today polls of each site come within two seconds
     assert (failed, late, missed) == (0, 0, 0)

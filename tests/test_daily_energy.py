@@ -58,9 +58,9 @@ def test_first_fetch_is_whole_history_then_recent_days():
     from datetime import date
 
     ledger = DayLedger()
-    assert ledger.next_fetch_start(date(2026, 3, 28), date(2023, 8, 10)) == date(2023, 8, 10)
+    assert ledger.next_span(date(2026, 3, 28), date(2023, 8, 10)) == (date(2023, 8, 10), date(2023, 11, 9))
     ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value, 1774690000)
-    assert ledger.next_fetch_start(date(2026, 3, 28), date(2023, 8, 10)) == date(2026, 3, 24)
+    assert ledger.next_span(date(2026, 3, 28), date(2023, 8, 10)) == (date(2026, 3, 24), None)
 
 
 def test_yesterdays_last_today_reading_carries_over_midnight():
@@ -97,3 +97,53 @@ def test_today_readings_alone_are_not_a_lifetime():
     ledger.record_day(today.parse(load_fixture("today_live.json"), 1774700000).value.day, 1774700000)
     assert not ledger.has_history
     assert ledger.totals(None) == {}
+
+
+def days_payload(starts, wh):
+    return daily_energy.parse(
+        {"stats": [{"start_time": s, "interval_length": 900, "production": [wh(s)]} for s in starts]}
+    ).value
+
+
+def test_settled_days_fold_into_one_sum_and_the_total_stays_exact():
+    """Years of days must not stay in memory per site (1,000 sites made it most of the RSS)."""
+    from exporter.lifetime import REFRESH_DAYS
+
+    now = 1774700000.0
+    starts = [now - 86400 * n - 3600 for n in range(1000, 0, -1)]
+    ledger = DayLedger()
+    ledger.record(days_payload(starts, lambda s: s % 97), observed_at=now)
+    assert len(ledger._recent) <= REFRESH_DAYS + 4  # a week: the days a refresh can still revise, and margin
+    assert ledger.totals(None)["production"] == pytest.approx(sum(s % 97 for s in starts) * WH)
+    # A folded day seen again (never re-fetched in practice) is not counted twice, nor revised.
+    ledger.record(days_payload(starts[:10], lambda s: 1000.0), observed_at=now + 60)
+    assert ledger.totals(None)["production"] == pytest.approx(sum(s % 97 for s in starts) * WH)
+    # The days a refresh covers can still be revised, upward or downward.
+    ledger.record(days_payload(starts[-REFRESH_DAYS:], lambda s: 0.0), observed_at=now + 120)
+    expected = sum(s % 97 for s in starts[:-REFRESH_DAYS])
+    assert ledger.totals(None)["production"] == pytest.approx(expected * WH)
+
+
+def test_a_day_stamped_in_the_future_does_not_settle_the_recent_days():
+    now = 1774700000.0
+    ledger = DayLedger()
+    ledger.record(days_payload([now - 86400, now + 86400 * 30], lambda s: 1.0), observed_at=now)
+    ledger.record(days_payload([now - 86400], lambda s: 5.0), observed_at=now + 60)  # yesterday revised
+    assert ledger.totals(None)["production"] == pytest.approx((5.0 + 1.0) * WH)
+
+
+def test_the_first_history_is_asked_for_in_parts_that_resume_and_end_open():
+    from datetime import date, timedelta
+
+    ledger = DayLedger()
+    today_utc, site_start = date(2026, 3, 28), date(2025, 10, 1)
+    spans = []
+    while not ledger.has_history:
+        start, end = ledger.next_span(today_utc, site_start)
+        spans.append((start, end))
+        ledger.record(days_payload([], lambda s: 0.0), observed_at=1774700000.0, through=end)
+    assert spans == [
+        (date(2025, 10, 1), date(2025, 12, 31)),
+        (date(2026, 1, 1), None),  # 2026-04-01 would pass today: the last part runs through today
+    ]
+    assert all(end is None or (end - start) == timedelta(days=91) for start, end in spans)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -89,3 +90,77 @@ def test_an_impossible_start_date_is_a_problem_not_a_crash(setup):
     assert poller.poll(SITE, "today")
     assert store.current.sites[SITE].today.site_start_date is None
     assert registry.get_sample_value("enphase_parse_errors_total", {"source": "today"}) == 1
+
+
+DAILY = f"{BASE}/pv/systems/{SITE}/daily_energy"
+
+
+def history_cloud(asked: list[dict[str, str]], failing: set[int] = frozenset()):
+    """A daily_energy answer for exactly the asked days (one Wh value per day, different per day), through
+    2026-03-27; the n-th request (1-based) in ``failing`` answers 503 instead."""
+    from datetime import date, timedelta
+
+    def answer(request):
+        query = dict(item.split("=") for item in request.url.partition("?")[2].split("&"))
+        asked.append(query)
+        if len(asked) in failing:
+            return 503, {}, "busy"
+        day = date.fromisoformat(query["start_date"])
+        last = min(date.fromisoformat(query.get("end_date", "2026-03-27")), date(2026, 3, 27))
+        stats = []
+        while day <= last:
+            midnight = (day - date(1970, 1, 1)).days * 86400
+            wh = day.toordinal() % 7
+            stats.append({"start_time": midnight, "interval_length": 900, "production": [wh]})
+            day += timedelta(days=1)
+        return 200, {"Content-Type": "application/json"}, json.dumps({"system_id": int(SITE), "stats": stats})
+
+    return answer
+
+
+def expected_history_wh() -> float:
+    from datetime import date
+
+    first, last = date(2023, 8, 10).toordinal(), date(2026, 3, 27).toordinal()
+    return float(sum(ordinal % 7 for ordinal in range(first, last + 1)))
+
+
+@responses.activate
+def test_the_first_history_comes_a_quarter_at_a_time_and_each_part_reaches_the_outputs():
+    registry = CollectorRegistry()
+    transport = Transport(BASE, RequestMetrics(registry), retries=0)
+    store, heard = SnapshotStore(), []
+    client = CloudClient(transport, PastedHeaders("token-1234", "c=cookie-5678", BASE + "/"))
+    poller = Poller(client, store, Telemetry(registry), listeners=[heard.append], clock=lambda: 1774700000.0)
+    asked: list[dict[str, str]] = []
+    responses.add(responses.GET, TODAY, json=load_fixture("today_live.json"))  # the site began 2023-08-10
+    responses.add_callback(responses.GET, DAILY, callback=history_cloud(asked))
+    assert poller.poll(SITE, "today") and poller.poll(SITE, "daily_energy")
+
+    assert asked[0] == {"start_date": "2023-08-10", "end_date": "2023-11-09"}
+    assert "end_date" not in asked[-1] and len(asked) == 11  # 962 days up to 2026-03-28, 92 per part
+    parts = [polled.history for polled in heard if polled.source == "daily_energy"]
+    assert len(parts) == len(asked)  # each part handed on as it came, not kept for the end
+    days = [day.start_timestamp for part in parts for day in part.days]
+    assert len(days) == len(set(days)) == 961  # every day once (the cloud has no item for today)
+    today_wh = 152.0  # today's fixture total: fresher than any daily_energy reading of that day
+    lifetime = store.current.sites[SITE].lifetime_joules["production"]
+    assert lifetime == pytest.approx((expected_history_wh() + today_wh) * 3600)
+
+
+@responses.activate
+def test_a_history_that_fails_halfway_resumes_after_the_last_part_without_counting_a_day_twice(setup):
+    poller, store, _ = setup
+    asked: list[dict[str, str]] = []
+    responses.add(responses.GET, TODAY, json=load_fixture("today_live.json"))
+    responses.add_callback(responses.GET, DAILY, callback=history_cloud(asked, failing={3}))
+    assert poller.poll(SITE, "today")
+    assert not poller.poll(SITE, "daily_energy")
+    assert "production" not in store.current.sites[SITE].lifetime_joules  # two parts are not a lifetime
+    assert poller.poll(SITE, "daily_energy")
+    assert asked[3]["start_date"] == asked[2]["start_date"] == "2024-02-10"  # resumed at the failed part
+    lifetime = store.current.sites[SITE].lifetime_joules["production"]
+    assert lifetime == pytest.approx((expected_history_wh() + 152.0) * 3600)
+    assert poller.poll(SITE, "daily_energy")
+    assert asked[-1] == {"start_date": "2026-03-24"}  # then only the last few days
+    assert store.current.sites[SITE].lifetime_joules["production"] == pytest.approx(lifetime)
