@@ -2,12 +2,14 @@
 
     python3 benchmarks/scrape_cost.py [--sites 1,100,1000] [--repeats 21]
 
-The exporter answers /metrics with ``generate_latest`` over a registry whose ``SnapshotCollector`` builds
+The exporter answers /metrics with ``exposition.render`` over a registry whose ``SnapshotCollector`` builds
 fresh metric families from the snapshot on every scrape. The reference holds exactly the same series (names,
 HELP, labels and values) as plain ``Gauge`` and ``Counter`` objects, which prometheus_client keeps ready
-between scrapes: the cheapest way that library can write this exposition. Every site has two chargers and
-all four sources; the payloads are the demo cloud's, parsed by the real parsers, on a charging evening. Time
-is the median of ``--repeats`` renders; memory is the peak that tracemalloc sees during one render.
+between scrapes, written by prometheus_client's ``generate_latest``: the cheapest way that library can write
+this exposition. Both formats are timed: the text format (curl, Prometheus 2) and OpenMetrics (what
+Prometheus 3 asks for first). Every site has two chargers and all four sources; the payloads are the demo
+cloud's, parsed by the real parsers, on a charging evening. Time is the median of ``--repeats`` renders;
+memory is the peak that tracemalloc sees during one render in the text format.
 
 Goals: within 1.3 times the reference, and under 50 ms for 100 sites.
 """
@@ -23,8 +25,10 @@ from datetime import datetime
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 from tables import machine, markdown, median_seconds
 
+from exporter import exposition
 from exporter.auth import AuthState
 from exporter.demo import payloads
 from exporter.demo import simulation as sim
@@ -41,6 +45,8 @@ MOMENT = datetime(2026, 6, 1, 19, 30, tzinfo=sim.TZ).timestamp()
 RATIO_GOAL = 1.3
 MS_GOAL_AT_100 = 50.0
 SOURCES = ("ev_status", "ev_summary", "today", "daily_energy")
+TEXT = ""  # what curl and Prometheus 2 get: the text format 0.0.4
+OPENMETRICS = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8"  # what Prometheus 3 asks for
 Charger = TypeVar("Charger", ChargerStatus, ChargerSummary)
 
 
@@ -106,10 +112,10 @@ def reference_registry(exporter: CollectorRegistry) -> CollectorRegistry:
     return registry
 
 
-def peak_bytes(registry: CollectorRegistry) -> int:
+def peak_bytes(render: Callable[[], object]) -> int:
     tracemalloc.start()
     try:
-        generate_latest(registry)
+        render()
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -118,21 +124,35 @@ def peak_bytes(registry: CollectorRegistry) -> int:
 def measure(sites: int, repeats: int) -> list[object]:
     exporter = exporter_registry(sites)
     reference = reference_registry(exporter)
-    ours, theirs = generate_latest(exporter), generate_latest(reference)
+
+    def ours() -> bytes:
+        return exposition.render(exporter, TEXT)[0]
+
+    def theirs() -> bytes:
+        return generate_latest(reference)
+
+    def ours_om() -> bytes:
+        return exposition.render(exporter, OPENMETRICS)[0]
+
+    def theirs_om() -> bytes:
+        return openmetrics.generate_latest(reference)
+
     # The benchmark is only fair if both write the same exposition (sample order may differ).
-    assert sorted(ours.splitlines()) == sorted(theirs.splitlines()), "the two registries differ"
-    series = sum(1 for line in ours.splitlines() if not line.startswith(b"#"))
-    seconds, ref_seconds = median_seconds(
-        lambda: generate_latest(exporter), lambda: generate_latest(reference), repeats=repeats
-    )
-    ms, ref_ms = seconds * 1000, ref_seconds * 1000
-    peak, ref_peak = peak_bytes(exporter), peak_bytes(reference)
+    assert sorted(ours().splitlines()) == sorted(theirs().splitlines()), "the two registries differ"
+    assert sorted(ours_om().splitlines()) == sorted(theirs_om().splitlines()), "the two registries differ"
+    series = sum(1 for line in ours().splitlines() if not line.startswith(b"#"))
+    seconds, ref_seconds = median_seconds(ours, theirs, repeats=repeats)
+    om_seconds, om_ref_seconds = median_seconds(ours_om, theirs_om, repeats=repeats)
+    peak, ref_peak = peak_bytes(ours), peak_bytes(theirs)
     return [
         sites,
         series,
-        f"{ms:.2f}",
-        f"{ref_ms:.2f}",
-        f"{ms / ref_ms:.2f}",
+        f"{seconds * 1000:.2f}",
+        f"{ref_seconds * 1000:.2f}",
+        f"{seconds / ref_seconds:.2f}",
+        f"{om_seconds * 1000:.2f}",
+        f"{om_ref_seconds * 1000:.2f}",
+        f"{om_seconds / om_ref_seconds:.2f}",
         f"{peak / 1024:.0f}",
         f"{ref_peak / 1024:.0f}",
         f"{peak / ref_peak:.2f}",
@@ -143,6 +163,9 @@ HEADER = (
     "sites",
     "series",
     "exporter ms",
+    "reference ms",
+    "time ratio",
+    "OpenMetrics: exporter ms",
     "reference ms",
     "time ratio",
     "exporter peak KiB",

@@ -19,9 +19,9 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
-from exporter import __version__, logs, shard, sites
+from exporter import __version__, exposition, logs, shard, sites
 from exporter import backfill as backfilling
 from exporter.app import Exporter, build, demo_cloud_if_asked
 from exporter.auth import SessionFile, interactive_login
@@ -151,7 +151,7 @@ def once(settings: Settings) -> int:
                 succeeded &= exporter.poller.poll(site_id, source)
         if exporter.influx:
             succeeded &= _flush(exporter.influx)
-        sys.stdout.write(generate_latest(exporter.registry).decode())
+        sys.stdout.write(exposition.render(exporter.registry)[0].decode())
     return 0 if succeeded else 1
 
 

@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
-from exporter import __version__
+from exporter import __version__, exposition
 from exporter.snapshot import Snapshot
 from exporter.web_config import WebConfig, WebConfigFile
 
@@ -144,8 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self._config is not None and path not in OPEN_PATHS and not self._admitted(self._config):
             return
         if path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            self._reply(200, content_type, encoder(self.registry))
+            body, content_type = exposition.render(self.registry, self.headers.get("Accept", ""))
+            self._reply(200, content_type, body)
         elif path == "/healthz":
             self._reply(200, "text/plain; charset=utf-8", b"ok\n")
         elif path == "/":
