@@ -71,9 +71,13 @@ class Figures:
         return self.cpu_seconds * 3600 / self.seconds
 
 
-def rss_mib() -> float:
+def status_mib(field: str) -> float:
     status = Path("/proc/self/status").read_text()
-    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith(field + ":")) / 1024
+
+
+def rss_mib() -> float:
+    return status_mib("VmRSS")
 
 
 def measure(count: int, seconds: float, state: Path) -> Figures:
@@ -141,14 +145,15 @@ def measure(count: int, seconds: float, state: Path) -> Figures:
                 missed,
                 max(delays, default=0.0),
                 tuple(samples),
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
+                status_mib("VmHWM"),  # not ru_maxrss: a child inherits its parent's through fork
             )
     finally:
         cloud.communicate(timeout=30)
 
 
 def measure_apart(count: int, seconds: float) -> subprocess.Popen[str]:
-    """A fresh process per measurement: RSS and CPU are then its own, and both runs share the same time."""
+    """A fresh process per measurement: RSS and CPU are then its own, and both runs share the same time
+    (and the machine: on two cores, lateness includes the other run and both demo clouds)."""
     package_root = str(Path(exporter.__file__).parent.parent)  # the child imports the same exporter
     path = os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))
     return subprocess.Popen(

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics, generate_latest
-from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.exposition import choose_encoder
 from tables import machine, markdown, median_seconds
 
 from exporter import exposition
@@ -135,7 +135,7 @@ def measure(sites: int, repeats: int) -> list[object]:
         return exposition.render(exporter, OPENMETRICS)[0]
 
     def theirs_om() -> bytes:
-        return openmetrics.generate_latest(reference)
+        return choose_encoder(OPENMETRICS)[0](reference)  # the same escaping as ours
 
     # The benchmark is only fair if both write the same exposition (sample order may differ).
     assert sorted(ours().splitlines()) == sorted(theirs().splitlines()), "the two registries differ"

@@ -41,6 +41,7 @@ class DayLedger:
         self._settled: dict[str, float] = {}  # channel -> joules of every folded day
         self._settled_through = float("-inf")  # the start of the newest folded day
         self._fetched_through: date | None = None  # the last day of the first history's parts so far
+        self._history_newest = float("-inf")  # the start of the newest day any daily_energy answer had
         self._has_history = False
 
     @property
@@ -58,7 +59,9 @@ class DayLedger:
         """
         if self._has_history:
             return max(site_start, utc_today - timedelta(days=REFRESH_DAYS + 1)), None
-        start = site_start if self._fetched_through is None else self._fetched_through + timedelta(days=1)
+        start = site_start
+        if self._fetched_through is not None:
+            start = max(site_start, self._fetched_through + timedelta(days=1))
         end = start + timedelta(days=HISTORY_CHUNK_DAYS - 1)
         return start, (end if end < utc_today - timedelta(days=1) else None)
 
@@ -68,6 +71,7 @@ class DayLedger:
         with self._lock:
             for day in daily.days:
                 self._record_day(day, observed_at)
+                self._history_newest = max(self._history_newest, day.start_timestamp)
             if through is None:
                 self._has_history = True
             elif not self._has_history:
@@ -88,10 +92,14 @@ class DayLedger:
 
     def _fold(self, observed_at: float) -> None:
         """Fold the days before the settled line into the sum. The line follows the newest day, capped at
-        the clock, so a stale site or a day stamped in the future folds nothing it should not."""
+        the clock, so a stale site or a day stamped in the future folds nothing it should not. Until the
+        history is complete it also stays within the days the history has reached: days that ``today``
+        recorded meanwhile must not settle, or the history's later parts would read as repeats."""
         if not self._recent:
             return
         line = min(max(self._recent), observed_at) - SETTLED_AFTER
+        if not self._has_history:
+            line = min(line, self._history_newest + 1)
         for start in sorted(start for start in self._recent if start < line):
             _, totals = self._recent.pop(start)
             for channel, joules in totals.items():

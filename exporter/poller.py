@@ -35,6 +35,10 @@ EARLIEST_HISTORY = date(2008, 1, 1)
 Change = Callable[[SiteSnapshot], SiteSnapshot]
 
 
+class HistoryWaits(Exception):
+    """daily_energy has not started the history: ``today`` has not yet named the site's first day."""
+
+
 class Fetched(NamedTuple):
     change: Change  # how the poll changes the site's snapshot
     history: DailyEnergy | None = None  # daily_energy only: the days just fetched
@@ -116,7 +120,7 @@ class Poller:
         error: str | None = None
         try:
             fetched = self._fetchers[source](site_id, started)
-        except CloudError as failure:
+        except (CloudError, HistoryWaits) as failure:
             error = str(failure)
         except PayloadError as failure:
             self._telemetry.parse_errors.labels(source).inc()
@@ -192,7 +196,11 @@ class Poller:
 
     def _daily_energy(self, site_id: str, now: float) -> Fetched:
         ledger = self._ledgers.setdefault(site_id, DayLedger())
-        utc_today, site_start = datetime.fromtimestamp(now, UTC).date(), self._site_start(site_id)
+        site_start = self._site_start(site_id)
+        if site_start is None:
+            # Starting from the fallback date would cost a request per quarter since 2008, to read empty days.
+            raise HistoryWaits("daily_energy: waiting for today to name the site's first day")
+        utc_today = datetime.fromtimestamp(now, UTC).date()
         while True:
             start, end = ledger.next_span(utc_today, site_start)
             payload = self._client.get_json(
@@ -230,12 +238,17 @@ class Poller:
         }
         return replace(site, lifetime_joules={**site.lifetime_joules, **held})
 
-    def _site_start(self, site_id: str) -> date:
+    def _site_start(self, site_id: str) -> date | None:
+        """Where the history begins: the setting, else the first day ``today`` names; None while ``today``
+        (when enabled) has not answered yet; the fallback date when it answered without one."""
         if self._history_start is not None:
             return self._history_start
         site = self._store.current.sites.get(site_id)
-        if site is not None and site.today is not None and site.today.site_start_date:
-            return date.fromisoformat(site.today.site_start_date)
+        if site is not None and site.today is not None:
+            if site.today.site_start_date:
+                return date.fromisoformat(site.today.site_start_date)
+        elif "today" in self._sources:
+            return None
         return EARLIEST_HISTORY
 
     def _log_transition(self, site_id: str, source: str, error: str | None) -> None:

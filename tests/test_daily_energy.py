@@ -147,3 +147,22 @@ def test_the_first_history_is_asked_for_in_parts_that_resume_and_end_open():
         (date(2026, 1, 1), None),  # 2026-04-01 would pass today: the last part runs through today
     ]
     assert all(end is None or (end - start) == timedelta(days=91) for start, end in spans)
+
+
+def test_days_today_recorded_during_a_long_unfinished_history_do_not_hide_its_later_parts():
+    """daily_energy fails for over a week after its first part while today keeps recording new days:
+    when the history resumes, its older days must still count."""
+    from datetime import date
+
+    midnight = 1774656000.0  # 2026-03-28 00:00 UTC
+    ledger = DayLedger()
+    first = [midnight - 86400 * n for n in range(60, 30, -1)]
+    ledger.record(days_payload(first, lambda s: 1.0), observed_at=midnight, through=date(2026, 2, 26))
+    later_days = [midnight + 86400 * n for n in range(10)]  # today's readings, day after day
+    for start in later_days:
+        ledger.record_day(days_payload([start], lambda s: 2.0).days[0], observed_at=start + 80000)
+    rest = [midnight - 86400 * n for n in range(30, 0, -1)]
+    ledger.record(days_payload(rest + later_days, lambda s: 1.0), observed_at=later_days[-1] + 80000)
+    # 60 days of history at 1 Wh; the ten days since, whose readings at 80,000 s into the day the
+    # history answer (read later still) replaces where it is fresher.
+    assert ledger.totals(None)["production"] == pytest.approx((60 + 10) * WH)

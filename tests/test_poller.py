@@ -164,3 +164,18 @@ def test_a_history_that_fails_halfway_resumes_after_the_last_part_without_counti
     assert poller.poll(SITE, "daily_energy")
     assert asked[-1] == {"start_date": "2026-03-24"}  # then only the last few days
     assert store.current.sites[SITE].lifetime_joules["production"] == pytest.approx(lifetime)
+
+
+@responses.activate
+def test_the_history_waits_for_today_to_name_the_sites_first_day(setup):
+    poller, store, _ = setup
+    asked: list[dict[str, str]] = []
+    responses.add_callback(responses.GET, DAILY, callback=history_cloud(asked))
+    responses.add(responses.GET, TODAY, status=503)
+    assert not poller.poll(SITE, "today")
+    assert not poller.poll(SITE, "daily_energy")
+    assert asked == []  # not a request per quarter since 2008 to read empty days
+    assert "waiting for today" in store.current.sites[SITE].health["daily_energy"].error
+    responses.replace(responses.GET, TODAY, json=load_fixture("today_live.json"))
+    assert poller.poll(SITE, "today") and poller.poll(SITE, "daily_energy")
+    assert asked[0]["start_date"] == "2023-08-10"
