@@ -362,6 +362,7 @@ def test_bad_demo_faults_name_the_setting(environ: dict[str, str], message: str)
 
 def test_once_against_a_demo_that_truncates_every_payload(tmp_path: Path) -> None:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("ENPHASE_")}
+    environ["ENPHASE_HISTORY_START"] = "2026-03-01"  # or daily_energy would wait for today to name it
     result = subprocess.run(
         [sys.executable, "-m", "exporter", "once", "--demo", "--demo-faults", "truncated_json,rate=1"],
         env=environ,

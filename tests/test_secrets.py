@@ -252,7 +252,8 @@ def html_pages_and_5xx(cloud: FixtureCloud) -> dict[str, str]:
             cloud.answer_next("GET", path, 200, LOGIN_PAGE, "text/html")
     for _ in range(2):
         cloud.answer_next("GET", f"/pv/systems/{SITE}/daily_energy", 500, ECHO)
-    return {"ENPHASE_EMAIL": EMAIL, "ENPHASE_PASSWORD": PASSWORD}
+    # The history's first day set, so that daily_energy does not wait for the failing today to name it.
+    return {"ENPHASE_EMAIL": EMAIL, "ENPHASE_PASSWORD": PASSWORD, "ENPHASE_HISTORY_START": "2026-03-01"}
 
 
 INFLUX_SETTINGS = {
