@@ -8,6 +8,7 @@ short secret-free reason, and leaves every other source alone. Parse problems (s
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -35,8 +36,9 @@ EARLIEST_HISTORY = date(2008, 1, 1)
 Change = Callable[[SiteSnapshot], SiteSnapshot]
 
 
-class HistoryWaits(Exception):
-    """daily_energy has not started the history: ``today`` has not yet named the site's first day."""
+class HistoryPaused(Exception):
+    """The first history did not go on: ``today`` has not named the site's first day yet, or the exporter
+    is stopping (a history of many parts must not hold up the exit)."""
 
 
 class Fetched(NamedTuple):
@@ -106,6 +108,7 @@ class Poller:
             lambda site, metric: telemetry.counter_regressions.labels(site, metric).inc()
         )
         self._problems_logged: set[str] = set()
+        self._stopping = threading.Event()
         self._fetchers: dict[str, Callable[[str, float], Fetched]] = {
             "ev_status": self._ev_status,
             "ev_summary": self._ev_summary,
@@ -120,7 +123,7 @@ class Poller:
         error: str | None = None
         try:
             fetched = self._fetchers[source](site_id, started)
-        except (CloudError, HistoryWaits) as failure:
+        except (CloudError, HistoryPaused) as failure:
             error = str(failure)
         except PayloadError as failure:
             self._telemetry.parse_errors.labels(source).inc()
@@ -142,6 +145,10 @@ class Poller:
         if fetched is not None:
             self._tell_listeners(Polled(site, source, started, fetched.history))
         return error is None
+
+    def stop(self) -> None:
+        """Polls under way finish their current request, and the first history stops between parts."""
+        self._stopping.set()
 
     def _tell_listeners(self, polled: Polled) -> None:
         for listener in self._listeners:
@@ -199,9 +206,11 @@ class Poller:
         site_start = self._site_start(site_id)
         if site_start is None:
             # Starting from the fallback date would cost a request per quarter since 2008, to read empty days.
-            raise HistoryWaits("daily_energy: waiting for today to name the site's first day")
+            raise HistoryPaused("daily_energy: waiting for today to name the site's first day")
         utc_today = datetime.fromtimestamp(now, UTC).date()
         while True:
+            if self._stopping.is_set():
+                raise HistoryPaused("daily_energy: the exporter stopped before the history was complete")
             start, end = ledger.next_span(utc_today, site_start)
             payload = self._client.get_json(
                 daily_energy.ENDPOINT, daily_energy.path(site_id), daily_energy.query(start, end)

@@ -108,7 +108,9 @@ class PollScheduler:
 
     def shutdown(self, grace: float = 10.0) -> None:
         """Stop polling; polls already under way get ``grace`` seconds to finish, so that what they read
-        reaches the outputs (the InfluxDB queue) before the process exits."""
+        reaches the outputs (the InfluxDB queue) before the process exits. A first history stops between
+        its parts."""
+        self._poller.stop()
         waiting = threading.Thread(target=self._scheduler.shutdown, kwargs={"wait": True}, daemon=True)
         waiting.start()
         waiting.join(grace)

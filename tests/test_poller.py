@@ -179,3 +179,22 @@ def test_the_history_waits_for_today_to_name_the_sites_first_day(setup):
     responses.replace(responses.GET, TODAY, json=load_fixture("today_live.json"))
     assert poller.poll(SITE, "today") and poller.poll(SITE, "daily_energy")
     assert asked[0]["start_date"] == "2023-08-10"
+
+
+@responses.activate
+def test_a_stopping_exporter_leaves_the_history_between_two_parts(setup):
+    poller, store, _ = setup
+    asked: list[dict[str, str]] = []
+    answer = history_cloud(asked)
+
+    def stop_after_the_second_part(request):
+        if len(asked) == 1:
+            poller.stop()  # as PollScheduler.shutdown does, from another thread, while a part is fetched
+        return answer(request)
+
+    responses.add(responses.GET, TODAY, json=load_fixture("today_live.json"))
+    responses.add_callback(responses.GET, DAILY, callback=stop_after_the_second_part)
+    assert poller.poll(SITE, "today")
+    assert not poller.poll(SITE, "daily_energy")
+    assert len(asked) == 2  # the part under way was finished; no third one was asked for
+    assert "stopped before the history was complete" in store.current.sites[SITE].health["daily_energy"].error

@@ -33,7 +33,10 @@ def test_budget_stretches_intervals_instead_of_exceeding_it():
 
 class RecordingPoller:
     def __init__(self, store: SnapshotStore, charging: list[bool]) -> None:
-        self.store, self.charging, self.calls = store, charging, []
+        self.store, self.charging, self.calls, self.stopped = store, charging, [], False
+
+    def stop(self) -> None:
+        self.stopped = True
 
     def poll(self, site_id: str, source: str) -> bool:
         self.calls.append((site_id, source))
@@ -88,6 +91,7 @@ def test_first_runs_are_staggered_across_sites_and_today_precedes_daily_energy()
         assert (runs["2:today"] - runs["1:today"]).total_seconds() == pytest.approx(150)
     finally:
         scheduler.shutdown()
+    assert scheduler._poller.stopped  # a first history under way stops between its parts
 
 
 def test_a_site_without_ev_sources_plans_only_what_it_polls():
