@@ -91,6 +91,7 @@ def build(
         store,
         Telemetry(registry),
         history_start=settings.history_start,
+        max_site_power_watts=settings.max_site_power_watts,
         sources=settings.sources,
         listeners=(influx,) if influx else (),
         clock=clock,
@@ -100,6 +101,7 @@ def build(
         settings.ev_status_charging_interval,
         settings.ev_summary_interval,
         settings.today_interval,
+        settings.lifetime_energy_interval,
         settings.daily_energy_interval,
     )
     registry.register(SnapshotCollector(store, auth.state, intervals, clock))

@@ -1,7 +1,8 @@
 """``enphase-exporter backfill``: history from ``daily_energy`` into InfluxDB, or into an OpenMetrics file.
 
-History is fetched a month per request (``CHUNK_DAYS``), through the same client, budget and rate-limit
-handling as polling: when the hourly request budget is spent or the cloud says 429, backfill waits and says
+History is fetched a month per request (``CHUNK_DAYS``), plus one ``lifetime_energy`` request per site for its
+first day and the energy before ``--since``, through the same client, budget and rate-limit handling as
+polling: when the hourly request budget is spent or the cloud says 429, backfill waits and says
 so on the progress bar. Every point has the upstream's own time, so running it again changes nothing.
 """
 
@@ -20,8 +21,9 @@ from exporter.client import BudgetExhausted, CloudClient, RateLimited
 from exporter.influx import InfluxOutput
 from exporter.render_influx import history_points
 from exporter.render_openmetrics import SiteHistory, write
-from exporter.sources import daily_energy, today
-from exporter.sources.energy_day import EnergyDay
+from exporter.sources import daily_energy, lifetime_energy
+from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS, EnergyDay
+from exporter.sources.lifetime_energy import LifetimeEnergy
 from exporter.values import PayloadError
 
 log = logging.getLogger(__name__)
@@ -53,34 +55,46 @@ class Span:
 
 
 class History:
-    """Fetches ``daily_energy`` for a span, waiting out rate limits and a spent budget instead of failing."""
+    """Fetches ``lifetime_energy`` and ``daily_energy``, waiting out rate limits and a spent budget instead
+    of failing."""
 
     def __init__(
         self,
         client: CloudClient,
         *,
+        max_site_power_watts: float = DEFAULT_MAX_SITE_POWER_WATTS,
         on_wait: Callable[[str], None] = lambda why: None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
+        self._max_power = max_site_power_watts
         self.on_wait = on_wait  # told why backfill waits: the progress bar shows it
         self._sleep = sleep
+        self._lifetimes: dict[str, LifetimeEnergy] = {}
         self.requests = 0
         self.problems = 0  # fields that could not be read: counted, the rest of the day still counts
 
-    def site_start(self, site_id: str) -> date | None:
-        """The site's first day, from ``today``: backfill before it would only fetch empty days."""
-        payload = self._call(lambda: self._client.get_json(today.ENDPOINT, today.path(site_id)))
-        start = today.parse(payload, time.time()).value.site_start_date
-        return date.fromisoformat(start) if start else None
+    def lifetime(self, site_id: str) -> LifetimeEnergy:
+        """The site's ``lifetime_energy`` (asked once): its first day, its daily totals, what it measures."""
+        if site_id not in self._lifetimes:
+            path = lifetime_energy.path(site_id)
+            payload = self._call(lambda: self._client.get_json(lifetime_energy.ENDPOINT, path))
+            try:
+                parsed = lifetime_energy.parse(payload, max_power_watts=self._max_power)
+            except PayloadError as error:
+                raise BackfillError(f"site {site_id}: {error}") from None
+            self.problems += len(parsed.problems)
+            self._lifetimes[site_id] = parsed.value
+        return self._lifetimes[site_id]
 
     def days(self, site_id: str, span: Span) -> tuple[EnergyDay, ...]:
+        measured = self.lifetime(site_id).measured
         query = daily_energy.query(span.since, span.until)
         payload = self._call(
             lambda: self._client.get_json(daily_energy.ENDPOINT, daily_energy.path(site_id), query)
         )
         try:
-            parsed = daily_energy.parse(payload)
+            parsed = daily_energy.parse(payload, max_power_watts=self._max_power, measured=measured)
         except PayloadError as error:
             raise BackfillError(f"site {site_id}, {span.since}..{span.until}: {error}") from None
         self.problems += len(parsed.problems)
@@ -140,8 +154,9 @@ def to_openmetrics(
                 bar.set_description_str(f"site {site_id} {chunk.since:%Y-%m}: fetching")
                 days.extend(history.days(site_id, chunk))
                 bar.update(chunk.days)
-            start = history_start or (chunks[0].since if chunks else span.since)
-            base = _lifetime_before(history, site_id, start, chunks[0].since) if chunks else {}
+            base = (
+                _lifetime_before(history.lifetime(site_id), history_start, chunks[0].since) if chunks else {}
+            )
             sites.append(SiteHistory(site_id, tuple(sorted(days, key=lambda d: d.start_timestamp)), base))
     temporary = path.with_name(path.name + ".partial")
     with temporary.open("w") as out:
@@ -152,8 +167,8 @@ def to_openmetrics(
 
 def _clamped(history: History, site_id: str, span: Span, bar: tqdm) -> Iterator[Span]:  # type: ignore[type-arg]
     """The span's chunks from the site's first day on; days before it are counted as done at once."""
-    first = history.site_start(site_id)
-    if first is not None and first > span.since:
+    first = history.lifetime(site_id).start_date
+    if first > span.since:
         skipped = min(span.days, (first - span.since).days)
         bar.update(skipped)
         if first > span.until:
@@ -162,15 +177,17 @@ def _clamped(history: History, site_id: str, span: Span, bar: tqdm) -> Iterator[
     yield from span.chunks()
 
 
-def _lifetime_before(history: History, site_id: str, start: date, since: date) -> dict[str, float]:
-    """Joules per channel from ``start`` to the day before ``since``: where the backfilled counters begin,
-    so that they meet the live counters (which count from the same start) without a reset."""
-    if start >= since:
-        return {}
+def _lifetime_before(lifetime: LifetimeEnergy, history_start: date | None, since: date) -> dict[str, float]:
+    """Joules per channel from the first day (``history_start`` or the site's) to the day before ``since``:
+    where the backfilled counters begin, so that they meet the live counters (which count from the same
+    day, with the same ``lifetime_energy``) without a reset."""
+    first = max(history_start or lifetime.start_date, lifetime.start_date)
+    skip, stop = (first - lifetime.start_date).days, (since - lifetime.start_date).days
     totals: dict[str, float] = {}
-    for day in history.days(site_id, Span(start, since - timedelta(days=1))):
-        for channel, joules in day.channel_totals.items():
-            totals[channel] = totals.get(channel, 0.0) + joules
+    for channel, series in lifetime.channels.items():
+        known = [joules for joules in series[skip : max(skip, stop)] if joules is not None]
+        if known:
+            totals[channel] = sum(known)
     return totals
 
 

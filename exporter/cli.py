@@ -34,8 +34,8 @@ from exporter.values import PayloadError
 
 log = logging.getLogger("exporter")
 
-# today first: its payload names the site's first day, where daily_energy's history starts.
-ONCE_ORDER = ("today", "daily_energy", "ev_status", "ev_summary")
+# lifetime_energy first: it names what the site measures, which today's and daily_energy's readings need.
+ONCE_ORDER = ("lifetime_energy", "today", "daily_energy", "ev_status", "ev_summary")
 DISCOVERY_RETRY_SECONDS = 60.0
 ONCE_FLUSH_SECONDS = 30.0
 BACKFILL_OPTIONS = ("since", "until", "format", "output")
@@ -233,7 +233,7 @@ def backfill(settings: Settings, since: str, until: str | None, format: str, out
         site_ids = _my_share(settings, site_ids)
         if not site_ids:
             return 0
-        history = backfilling.History(exporter.client)
+        history = backfilling.History(exporter.client, max_site_power_watts=settings.max_site_power_watts)
         now = time.time()
         try:
             if format == "openmetrics":

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from exporter.demo.faults import FAULT_NAMES, FaultMix, parse_fault_mix
 from exporter.sources import NAMES
+from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS
 
 DEFAULT_BASE_URL = "https://enlighten.enphaseenergy.com"
 DEFAULT_PORT = 8466
@@ -89,6 +90,7 @@ class Settings:
     ev_status_charging_interval: int
     ev_summary_interval: int
     today_interval: int
+    lifetime_energy_interval: int
     daily_energy_interval: int
     request_budget: int
     listen_host: str
@@ -101,6 +103,7 @@ class Settings:
     retries: int
     login_backoff: int
     history_start: date | None
+    max_site_power_watts: float
     sources: tuple[str, ...]
     influx: InfluxSettings | None  # None: no InfluxDB output
     web_config_file: Path | None
@@ -347,12 +350,20 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Seconds between battery/site today polls.",
     ),
     SettingSpec(
+        "lifetime_energy_interval",
+        "ENPHASE_LIFETIME_ENERGY_INTERVAL",
+        "--lifetime-energy-interval",
+        _seconds(300),
+        3600,
+        "Seconds between lifetime energy polls (the site's first day and every day since, in one request).",
+    ),
+    SettingSpec(
         "daily_energy_interval",
         "ENPHASE_DAILY_ENERGY_INTERVAL",
         "--daily-energy-interval",
         _seconds(300),
         3600,
-        "Seconds between daily energy polls.",
+        "Seconds between daily energy polls (the last few days' 15-minute buckets).",
     ),
     SettingSpec(
         "request_budget",
@@ -428,7 +439,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "--history-start",
         _day,
         None,
-        "First day of the lifetime counters. Default: the site's own start date.",
+        "First day of the lifetime counters. Default: the site's first day (lifetime_energy's start_date).",
+    ),
+    SettingSpec(
+        "max_site_power_watts",
+        "ENPHASE_MAX_SITE_POWER",
+        "--max-site-power",
+        _positive_number,
+        DEFAULT_MAX_SITE_POWER_WATTS,
+        "Watts the site can never exceed: a 15-minute bucket or a day above this power is a broken value, "
+        "counted in enphase_parse_errors_total and left out of every series and counter.",
     ),
     SettingSpec(
         "sources",

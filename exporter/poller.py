@@ -8,7 +8,6 @@ short secret-free reason, and leaves every other source alone. Parse problems (s
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -19,26 +18,19 @@ from prometheus_client import CollectorRegistry, Counter
 
 from exporter.catalog import channel_metric
 from exporter.client import CloudClient, CloudError
-from exporter.lifetime import CounterGuard, DayLedger
+from exporter.lifetime import DAILY, CounterGuard, DayLedger
 from exporter.snapshot import SiteSnapshot, SnapshotStore, SourceHealth
-from exporter.sources import NAMES, daily_energy, ev_status, ev_summary, today
+from exporter.sources import NAMES, daily_energy, ev_status, ev_summary, lifetime_energy, today
 from exporter.sources.daily_energy import DailyEnergy
+from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS
 from exporter.sources.ev_summary import EvSummary
 from exporter.values import PayloadError
 
 log = logging.getLogger(__name__)
 
 SOURCES = NAMES
-# Before any Enphase system reported: the fallback start of history when neither the setting nor the
-# site's own start date is known yet. Days before the site's start come back as empty arrays.
-EARLIEST_HISTORY = date(2008, 1, 1)
 
 Change = Callable[[SiteSnapshot], SiteSnapshot]
-
-
-class HistoryPaused(Exception):
-    """The first history did not go on: ``today`` has not named the site's first day yet, or the exporter
-    is stopping (a history of many parts must not hold up the exit)."""
 
 
 class Fetched(NamedTuple):
@@ -92,6 +84,7 @@ class Poller:
         telemetry: Telemetry,
         *,
         history_start: date | None = None,
+        max_site_power_watts: float = DEFAULT_MAX_SITE_POWER_WATTS,
         sources: tuple[str, ...] = SOURCES,
         listeners: Sequence[Listener] = (),
         clock: Callable[[], float] = time.time,
@@ -100,6 +93,7 @@ class Poller:
         self._store = store
         self._telemetry = telemetry
         self._history_start = history_start
+        self._max_power = max_site_power_watts
         self._sources = sources  # the enabled ones: enphase_up is about these only
         self._listeners = tuple(listeners)
         self._clock = clock
@@ -108,11 +102,11 @@ class Poller:
             lambda site, metric: telemetry.counter_regressions.labels(site, metric).inc()
         )
         self._problems_logged: set[str] = set()
-        self._stopping = threading.Event()
         self._fetchers: dict[str, Callable[[str, float], Fetched]] = {
             "ev_status": self._ev_status,
             "ev_summary": self._ev_summary,
             "today": self._today,
+            "lifetime_energy": self._lifetime_energy,
             "daily_energy": self._daily_energy,
         }
 
@@ -123,7 +117,7 @@ class Poller:
         error: str | None = None
         try:
             fetched = self._fetchers[source](site_id, started)
-        except (CloudError, HistoryPaused) as failure:
+        except CloudError as failure:
             error = str(failure)
         except PayloadError as failure:
             self._telemetry.parse_errors.labels(source).inc()
@@ -145,10 +139,6 @@ class Poller:
         if fetched is not None:
             self._tell_listeners(Polled(site, source, started, fetched.history))
         return error is None
-
-    def stop(self) -> None:
-        """Polls under way finish their current request, and the first history stops between parts."""
-        self._stopping.set()
 
     def _tell_listeners(self, polled: Polled) -> None:
         for listener in self._listeners:
@@ -191,74 +181,64 @@ class Poller:
         return Fetched(change)
 
     def _today(self, site_id: str, now: float) -> Fetched:
-        parsed = today.parse(self._client.get_json(today.ENDPOINT, today.path(site_id)), now)
+        ledger = self._ledger(site_id)
+        payload = self._client.get_json(today.ENDPOINT, today.path(site_id))
+        parsed = today.parse(payload, now, max_power_watts=self._max_power, measured=ledger.measured)
         self._count(today.ENDPOINT, parsed.problems)
 
         def change(site: SiteSnapshot) -> SiteSnapshot:
+            if parsed.value.utc_offset_seconds is not None:
+                ledger.utc_offset = parsed.value.utc_offset_seconds
             if parsed.value.day is not None:
-                self._ledgers.setdefault(site_id, DayLedger()).record_day(parsed.value.day, now)
+                ledger.record_day(parsed.value.day, now)
             return self._with_lifetime(replace(site, today=parsed.value))
 
         return Fetched(change)
 
-    def _daily_energy(self, site_id: str, now: float) -> Fetched:
-        ledger = self._ledgers.setdefault(site_id, DayLedger())
-        site_start = self._site_start(site_id)
-        if site_start is None:
-            # Starting from the fallback date would cost a request per quarter since 2008, to read empty days.
-            raise HistoryPaused("daily_energy: waiting for today to name the site's first day")
-        utc_today = datetime.fromtimestamp(now, UTC).date()
-        while True:
-            if self._stopping.is_set():
-                raise HistoryPaused("daily_energy: the exporter stopped before the history was complete")
-            start, end = ledger.next_span(utc_today, site_start)
-            payload = self._client.get_json(
-                daily_energy.ENDPOINT, daily_energy.path(site_id), daily_energy.query(start, end)
-            )
-            parsed = daily_energy.parse(payload)
-            del payload  # one part of the history in memory at a time, not its JSON and its models both
-            self._count(daily_energy.ENDPOINT, parsed.problems)
-            if end is None:
-                break
-            # An earlier part of the first history: into the ledger and out to the outputs now, so that the
-            # next part does not have to share memory with it. A failure later resumes after this part.
-            ledger.record(parsed.value, now, through=end)
-            site = self._store.current.sites.get(site_id) or SiteSnapshot(site_id, self._sources)
-            self._tell_listeners(Polled(site, daily_energy.ENDPOINT, now, parsed.value))
-            del parsed
-        last = parsed.value
+    def _lifetime_energy(self, site_id: str, now: float) -> Fetched:
+        payload = self._client.get_json(lifetime_energy.ENDPOINT, lifetime_energy.path(site_id))
+        parsed = lifetime_energy.parse(payload, max_power_watts=self._max_power)
+        del payload  # years of days: not kept twice
+        self._count(lifetime_energy.ENDPOINT, parsed.problems)
+        ledger = self._ledger(site_id)
 
         def change(site: SiteSnapshot) -> SiteSnapshot:
-            ledger.record(last, now)
+            ledger.record_lifetime(parsed.value, now)
             return self._with_lifetime(site)
 
-        return Fetched(change, last)
+        return Fetched(change)
+
+    def _daily_energy(self, site_id: str, now: float) -> Fetched:
+        ledger = self._ledger(site_id)
+        start = ledger.refresh_span(datetime.fromtimestamp(now, UTC).date())
+        payload = self._client.get_json(
+            daily_energy.ENDPOINT, daily_energy.path(site_id), daily_energy.query(start)
+        )
+        parsed = daily_energy.parse(payload, max_power_watts=self._max_power, measured=ledger.measured)
+        self._count(daily_energy.ENDPOINT, parsed.problems)
+
+        def change(site: SiteSnapshot) -> SiteSnapshot:
+            for day in parsed.value.days:
+                ledger.record_day(day, now, DAILY)
+            return self._with_lifetime(site)
+
+        return Fetched(change, parsed.value)
 
     # -- helpers ----------------------------------------------------------------------------------------
 
+    def _ledger(self, site_id: str) -> DayLedger:
+        ledger = self._ledgers.get(site_id)
+        if ledger is None:
+            ledger = self._ledgers.setdefault(site_id, DayLedger(self._history_start))
+        return ledger
+
     def _with_lifetime(self, site: SiteSnapshot) -> SiteSnapshot:
-        ledger = self._ledgers.get(site.site_id)
-        if ledger is None or not ledger.has_history:
-            return site
-        totals = ledger.totals(site.today.day if site.today else None)
+        totals = self._ledger(site.site_id).totals()
         held = {
             channel: self._guard.hold(site.site_id, lifetime_metric_name(channel), joules)
             for channel, joules in totals.items()
         }
         return replace(site, lifetime_joules={**site.lifetime_joules, **held})
-
-    def _site_start(self, site_id: str) -> date | None:
-        """Where the history begins: the setting, else the first day ``today`` names; None while ``today``
-        (when enabled) has not answered yet; the fallback date when it answered without one."""
-        if self._history_start is not None:
-            return self._history_start
-        site = self._store.current.sites.get(site_id)
-        if site is not None and site.today is not None:
-            if site.today.site_start_date:
-                return date.fromisoformat(site.today.site_start_date)
-        elif "today" in self._sources:
-            return None
-        return EARLIEST_HISTORY
 
     def _log_transition(self, site_id: str, source: str, error: str | None) -> None:
         """One line when a source starts failing, changes its reason, or recovers: not one per poll."""

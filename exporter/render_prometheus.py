@@ -39,6 +39,7 @@ class Intervals:
     ev_status_charging: int = 30
     ev_summary: int = 900
     today: int = 300
+    lifetime_energy: int = 3600
     daily_energy: int = 3600
 
 
@@ -218,8 +219,9 @@ class SnapshotCollector(Collector):
 
     def _lifetime(self, families: Families, site: SiteSnapshot) -> None:
         fresh = (
-            f" Settled days from daily_energy (every {self._every.daily_energy} s) plus today so far "
-            f"(every {self._every.today} s)."
+            f" Every day since the site's first from lifetime_energy (every {self._every.lifetime_energy} "
+            f"s), recent days from daily_energy (every {self._every.daily_energy} s), today so far from "
+            f"today (every {self._every.today} s)."
         )
         for channel in CHANNELS.values():
             families.counter(

@@ -26,9 +26,15 @@ log = logging.getLogger(__name__)
 
 # Plan to use at most this share of the budget: logins, token refreshes and retries need the rest.
 BUDGET_SHARE_FOR_POLLING = 0.8
-# daily_energy starts well after today, whose payload names the site's first day (the start of history),
-# so that a first login or a slow answer to today does not make the history start at the fallback date.
-FIRST_RUN_DELAY = {"today": 0.0, "ev_status": 0.5, "ev_summary": 1.0, "daily_energy": 15.0}
+# lifetime_energy first: it names what the site measures, which today's and daily_energy's readings need
+# (a measured channel reads 0 before dawn; a load of zeros it never measured is a placeholder).
+FIRST_RUN_DELAY = {
+    "lifetime_energy": 0.0,
+    "today": 0.5,
+    "ev_status": 1.0,
+    "ev_summary": 1.5,
+    "daily_energy": 2.0,
+}
 
 
 def base_intervals(settings: Settings) -> dict[str, int]:
@@ -37,6 +43,7 @@ def base_intervals(settings: Settings) -> dict[str, int]:
         "ev_status": settings.ev_status_interval,
         "ev_summary": settings.ev_summary_interval,
         "today": settings.today_interval,
+        "lifetime_energy": settings.lifetime_energy_interval,
         "daily_energy": settings.daily_energy_interval,
     }
     return {source: every[source] for source in settings.sources}
@@ -108,9 +115,7 @@ class PollScheduler:
 
     def shutdown(self, grace: float = 10.0) -> None:
         """Stop polling; polls already under way get ``grace`` seconds to finish, so that what they read
-        reaches the outputs (the InfluxDB queue) before the process exits. A first history stops between
-        its parts."""
-        self._poller.stop()
+        reaches the outputs (the InfluxDB queue) before the process exits."""
         waiting = threading.Thread(target=self._scheduler.shutdown, kwargs={"wait": True}, daemon=True)
         waiting.start()
         waiting.join(grace)

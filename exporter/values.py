@@ -59,13 +59,40 @@ class Reader:
         return obj[key]
 
     def number(
-        self, obj: Mapping[str, Any], key: str, where: str, *, scale: float = 1.0, required: bool = False
+        self,
+        obj: Mapping[str, Any],
+        key: str,
+        where: str,
+        *,
+        scale: float = 1.0,
+        required: bool = False,
+        minimum: float | None = None,
+        maximum: float | None = None,
     ) -> float | None:
-        """A finite number, from a JSON number or a numeric string, multiplied by ``scale``."""
+        """A finite number, from a JSON number or a numeric string, multiplied by ``scale``; see
+        ``coerce_number`` for the range."""
         raw = self._get(obj, key, where, required)
-        return None if raw is None else self.coerce_number(raw, f"{where}.{key}", scale)
+        return None if raw is None else self.coerce_number(raw, f"{where}.{key}", scale, minimum, maximum)
 
-    def coerce_number(self, raw: Any, where: str, scale: float = 1.0) -> float | None:
+    def coerce_number(
+        self,
+        raw: Any,
+        where: str,
+        scale: float = 1.0,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> float | None:
+        """``minimum`` and ``maximum`` bound the value in base units (after ``scale``), from what the field
+        means: a value outside them is broken, recorded as a problem and left out, never exported."""
+        value = self._finite(raw, where, scale)
+        if value is None:
+            return None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            self.problem(where, f"out of range: {_short(raw)}")
+            return None
+        return value
+
+    def _finite(self, raw: Any, where: str, scale: float) -> float | None:
         if raw is None:
             return None
         if isinstance(raw, bool):

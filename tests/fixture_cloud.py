@@ -30,6 +30,7 @@ ROUTES = {
     f"/service/evse_controller/api/v2/{SITE}/ev_chargers/summary": "ev_summary_live.json",
     f"/pv/systems/{SITE}/today": "today_live.json",
     f"/pv/systems/{SITE}/daily_energy": "daily_energy_live.json",
+    f"/pv/systems/{SITE}/lifetime_energy": "lifetime_energy_live.json",
 }
 
 

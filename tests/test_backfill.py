@@ -17,10 +17,11 @@ import pytest
 from servers import InfluxDB1, VictoriaMetrics, wait_until
 from stack import Prometheus
 
-from exporter.backfill import History, Span
+from exporter.backfill import History, Span, _lifetime_before
 from exporter.client import BudgetExhausted, RateLimited
 from exporter.demo import DEMO_SITE_ID
 from exporter.render_openmetrics import SiteHistory, write
+from exporter.sources import lifetime_energy
 from exporter.sources.energy_day import EnergyDay
 
 WH = 3600.0
@@ -59,6 +60,7 @@ def test_rate_limits_and_a_spent_budget_are_waited_out_not_fatal() -> None:
     day = {"start_time": 1774652400, "interval_length": 900, "production": [1, 2]}
     client = ScriptedClient(
         [
+            {"start_date": "2026-01-01", "production": [1000]},  # lifetime_energy: what the site measures
             RateLimited("daily_energy", retry_in=42.0, resume_at=1e9),
             BudgetExhausted("spent"),
             {"stats": [day]},
@@ -72,6 +74,24 @@ def test_rate_limits_and_a_spent_budget_are_waited_out_not_fatal() -> None:
     assert waits == [42.0, 60.0]
     assert "rate limited" in reasons[0] and "ENPHASE_REQUEST_BUDGET" in reasons[1]
     assert client.calls[-1] == ("daily_energy", {"start_date": "2026-03-28", "end_date": "2026-03-28"})
+    assert client.calls[0] == ("lifetime_energy", None)  # asked once per site, whatever the chunks
+    client.answers.append({"stats": []})
+    history.days("1", Span(date(2026, 3, 27), date(2026, 3, 27)))
+    assert [endpoint for endpoint, _ in client.calls].count("lifetime_energy") == 1
+
+
+def test_the_counters_of_a_backfill_start_from_the_days_before_it_in_lifetime_energy() -> None:
+    """No daily_energy request for the days before --since: lifetime_energy has their totals."""
+    lifetime = lifetime_energy.parse(
+        {"start_date": "2026-03-20", "production": [10, None, 30, 40], "consumption": [1, 1, 1, 1]}
+    ).value
+    before = _lifetime_before(lifetime, None, date(2026, 3, 23))
+    assert before == {"production": pytest.approx(40 * WH), "consumption": pytest.approx(3 * WH)}
+    assert _lifetime_before(lifetime, date(2026, 3, 22), date(2026, 3, 23)) == {
+        "production": pytest.approx(30 * WH),
+        "consumption": pytest.approx(WH),
+    }
+    assert _lifetime_before(lifetime, None, date(2026, 3, 20)) == {}  # --since is the first day
 
 
 def energy_day(start: float, production: tuple[float | None, ...], soc: tuple[float, ...] = ()) -> EnergyDay:

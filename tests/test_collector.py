@@ -9,10 +9,10 @@ from conftest import load_fixture
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.auth import AuthState
-from exporter.lifetime import DayLedger
+from exporter.lifetime import DAILY, DayLedger
 from exporter.render_prometheus import SnapshotCollector
 from exporter.snapshot import SnapshotStore, SourceHealth
-from exporter.sources import daily_energy, ev_status, ev_summary, today
+from exporter.sources import daily_energy, ev_status, ev_summary, lifetime_energy, today
 
 SITE = {"site_id": "7654321"}
 CHARGER = {"site_id": "7654321", "serial": "EV1111111111"}
@@ -31,8 +31,11 @@ def registry_for(store: SnapshotStore, auth: AuthState | None = None) -> Collect
 def store() -> SnapshotStore:
     store = SnapshotStore()
     ledger = DayLedger()
-    ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value, 1774690000)
+    ledger.record_lifetime(lifetime_energy.parse(load_fixture("lifetime_energy_live.json")).value, 1774680000)
+    for day in daily_energy.parse(load_fixture("daily_energy_live.json")).value.days:
+        ledger.record_day(day, 1774690000, DAILY)
     t = today.parse(load_fixture("today_live.json"), 1774700000).value
+    ledger.record_day(t.day, 1774700000)
     health = {s: SourceHealth(True, 1774700000.0, 1774700000.0) for s in SOURCES}
     store.update_site(
         "7654321",
@@ -41,7 +44,7 @@ def store() -> SnapshotStore:
             ev_status=ev_status.parse(load_fixture("ev_status_live_charging.json")).value,
             ev_summary=ev_summary.parse(load_fixture("ev_summary_live.json")).value,
             today=t,
-            lifetime_joules=ledger.totals(t.day),
+            lifetime_joules=ledger.totals(),
             health=health,
         ),
         SOURCES,
@@ -123,10 +126,17 @@ def test_unmeasured_flows_are_absent_not_zero(store):
 
 
 def test_lifetime_counters(store):
+    """lifetime_energy's days through 2026-03-25 (03-26 unknown), daily_energy's 03-27, today's 03-28."""
     r = registry_for(store)
-    assert r.get_sample_value("enphase_site_production_joules_total", SITE) == pytest.approx(2152 * 3600)
-    assert r.get_sample_value("enphase_site_grid_export_joules_total", SITE) == pytest.approx(700 * 3600)
-    assert r.get_sample_value("enphase_battery_charge_joules_total", SITE) == pytest.approx(500 * 3600)
+    assert r.get_sample_value("enphase_site_production_joules_total", SITE) == pytest.approx(
+        (38400 + 2000 + 152) * 3600
+    )
+    assert r.get_sample_value("enphase_site_grid_export_joules_total", SITE) == pytest.approx(
+        (7600 + 700 + 0) * 3600
+    )
+    assert r.get_sample_value("enphase_battery_charge_joules_total", SITE) == pytest.approx(
+        (11200 + 500 + 0) * 3600
+    )
 
 
 def test_health_and_auth(store):

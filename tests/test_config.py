@@ -117,7 +117,8 @@ def test_readme_configuration_table_is_current():
 
 
 def test_sources_can_be_narrowed_for_a_site_without_a_charger():
-    assert load({}, CREDENTIALS).sources == ("ev_status", "ev_summary", "today", "daily_energy")
+    every = ("ev_status", "ev_summary", "today", "lifetime_energy", "daily_energy")
+    assert load({}, CREDENTIALS).sources == every
     assert load({"sources": "daily_energy, today"}, CREDENTIALS).sources == ("today", "daily_energy")
     with pytest.raises(ConfigError, match="ENPHASE_SOURCES: expected some of ev_status"):
         load({}, {**CREDENTIALS, "ENPHASE_SOURCES": "today,weather"})

@@ -1,8 +1,10 @@
+from datetime import date, timedelta
+
 import pytest
 from conftest import load_fixture
 
-from exporter.lifetime import CounterGuard, DayLedger
-from exporter.sources import daily_energy, today
+from exporter.lifetime import DAILY, CounterGuard, DayLedger
+from exporter.sources import daily_energy, lifetime_energy, today
 
 WH = 3600.0
 
@@ -17,31 +19,39 @@ def test_days_are_sorted_and_unmeasured_days_are_empty():
     assert days[1].channel_totals["grid_import"] == pytest.approx(700 * WH)  # not totals.grid_import
 
 
-def test_lifetime_is_settled_days_plus_today_so_far():
+def record(ledger, daily, observed_at):
+    for day in daily.days:
+        ledger.record_day(day, observed_at, DAILY)
+
+
+def lifetime(payload=None):
+    return lifetime_energy.parse(payload or load_fixture("lifetime_energy_live.json")).value
+
+
+def test_lifetime_is_every_day_then_fresher_recent_days_then_today_so_far():
     ledger = DayLedger()
-    ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value, 1774690000)
+    ledger.record_lifetime(lifetime(), observed_at=1774690000)
+    # 2026-03-20 to 2026-03-28, the unknown 03-26 left out
+    assert ledger.totals()["production"] == pytest.approx(40440 * WH)
+    record(ledger, daily_energy.parse(load_fixture("daily_energy_live.json")).value, 1774695000)
     fresh_today = today.parse(load_fixture("today_live.json"), 1774700000).value.day
-    totals = ledger.totals(fresh_today)
-    # yesterday from daily_energy + today's fresher 152 Wh (not daily_energy's partial 10 Wh)
-    assert totals["production"] == pytest.approx((2000 + 152) * WH)
-    assert totals["battery_discharge"] == pytest.approx(100 * WH)
+    ledger.record_day(fresh_today, 1774700000)
+    # daily_energy's 03-27 (2000 Wh) replaces lifetime's 1900; today's 152 Wh replaces both readings of 03-28
+    assert ledger.totals()["production"] == pytest.approx((38400 + 2000 + 152) * WH)
+    assert ledger.totals()["battery_discharge"] == pytest.approx((10900 + 100 + 0) * WH)
 
 
 def test_lifetime_without_today_uses_the_partial_day():
     ledger = DayLedger()
-    ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value, 1774690000)
-    assert ledger.totals(None)["production"] == pytest.approx((2000 + 10) * WH)
+    ledger.record_lifetime(lifetime(), observed_at=1774690000)
+    record(ledger, daily_energy.parse(load_fixture("daily_energy_live.json")).value, 1774695000)
+    assert ledger.totals()["production"] == pytest.approx((38400 + 2000 + 10) * WH)
 
 
 def test_a_channel_no_day_measured_is_absent():
     ledger = DayLedger()
-    ledger.record(
-        daily_energy.parse(
-            {"stats": [{"start_time": 1774566000, "interval_length": 900, "production": [5], "charge": []}]}
-        ).value,
-        observed_at=1,
-    )
-    assert set(ledger.totals(None)) == {"production"}
+    ledger.record_lifetime(lifetime({"start_date": "2026-03-27", "production": [5], "charge": []}), 1)
+    assert set(ledger.totals()) == {"production"}
 
 
 def test_counter_guard_holds_and_counts_regressions():
@@ -54,13 +64,14 @@ def test_counter_guard_holds_and_counts_regressions():
     assert seen == [("1", "m")]
 
 
-def test_first_fetch_is_whole_history_then_recent_days():
-    from datetime import date
-
+def test_daily_energy_asks_for_the_last_few_days_never_before_the_first_day():
     ledger = DayLedger()
-    assert ledger.next_span(date(2026, 3, 28), date(2023, 8, 10)) == (date(2023, 8, 10), date(2023, 11, 9))
-    ledger.record(daily_energy.parse(load_fixture("daily_energy_live.json")).value, 1774690000)
-    assert ledger.next_span(date(2026, 3, 28), date(2023, 8, 10)) == (date(2026, 3, 24), None)
+    assert ledger.refresh_span(date(2026, 3, 28)) == date(2026, 3, 24)
+    ledger.record_lifetime(lifetime(), observed_at=1774690000)
+    assert ledger.refresh_span(date(2026, 3, 28)) == date(2026, 3, 24)
+    assert ledger.refresh_span(date(2026, 3, 22)) == date(2026, 3, 20)  # the site's first day
+    assert ledger.first_day == date(2026, 3, 20)
+    assert DayLedger(history_start=date(2026, 3, 25)).first_day == date(2026, 3, 25)
 
 
 def test_yesterdays_last_today_reading_carries_over_midnight():
@@ -68,7 +79,9 @@ def test_yesterdays_last_today_reading_carries_over_midnight():
     keep the 23:55 value, or it would drop (and be held, counting a regression) until the next hourly poll."""
     yesterday, midnight = 1774566000, 1774652400
     ledger = DayLedger()
-    ledger.record(
+    ledger.record_lifetime(lifetime({"start_date": "2026-03-27", "production": [None]}), midnight - 7200)
+    record(
+        ledger,
         daily_energy.parse(
             {"stats": [{"start_time": yesterday, "interval_length": 900, "production": [10]}]}
         ).value,
@@ -81,88 +94,97 @@ def test_yesterdays_last_today_reading_carries_over_midnight():
     after_midnight = today.parse(
         {"stats": [{"start_time": midnight, "interval_length": 900, "production": [0.2]}]}, midnight + 300
     ).value.day
-    assert ledger.totals(after_midnight)["production"] == pytest.approx((10.5 + 0.2) * WH)
+    ledger.record_day(after_midnight, observed_at=midnight + 300)
+    assert ledger.totals()["production"] == pytest.approx((10.5 + 0.2) * WH)
     # and an older daily_energy answer never overwrites a fresher reading
-    ledger.record(
+    record(
+        ledger,
         daily_energy.parse(
             {"stats": [{"start_time": yesterday, "interval_length": 900, "production": [10]}]}
         ).value,
         observed_at=midnight - 3600,
     )
-    assert ledger.totals(after_midnight)["production"] == pytest.approx((10.5 + 0.2) * WH)
+    assert ledger.totals()["production"] == pytest.approx((10.5 + 0.2) * WH)
+
+
+def test_an_unprocessed_day_never_replaces_a_known_one():
+    """After midnight the cloud answers yesterday with [] arrays and totals {} for a while (lifetime_energy
+    with null): that says nothing of the day, so the 23:55 reading of it stays."""
+    yesterday, midnight = 1774566000, 1774652400
+    ledger = DayLedger()
+    ledger.record_lifetime(lifetime({"start_date": "2026-03-26", "production": [100]}), midnight - 7200)
+    ledger.record_day(
+        today.parse(
+            {"stats": [{"start_time": yesterday, "interval_length": 900, "production": [10.5]}]},
+            midnight - 300,
+        ).value.day,
+        observed_at=midnight - 300,
+    )
+    unprocessed = {"start_time": yesterday, "interval_length": 900, "production": [], "totals": {}}
+    record(ledger, daily_energy.parse({"stats": [unprocessed]}).value, observed_at=midnight + 600)
+    ledger.record_lifetime(
+        lifetime({"start_date": "2026-03-26", "production": [100, None, 0]}), observed_at=midnight + 900
+    )
+    assert ledger.totals()["production"] == pytest.approx((100 + 10.5) * WH)
+    # Once processed, the whole day replaces the 23:55 reading, which missed the last minutes.
+    processed = {**unprocessed, "production": [11], "totals": {"production": 11}}
+    record(ledger, daily_energy.parse({"stats": [processed]}).value, observed_at=midnight + 7200)
+    assert ledger.totals()["production"] == pytest.approx((100 + 11) * WH)
 
 
 def test_today_readings_alone_are_not_a_lifetime():
     ledger = DayLedger()
     ledger.record_day(today.parse(load_fixture("today_live.json"), 1774700000).value.day, 1774700000)
     assert not ledger.has_history
-    assert ledger.totals(None) == {}
+    assert ledger.totals() == {}
+
+
+def test_days_before_the_history_start_setting_are_not_counted():
+    ledger = DayLedger(history_start=date(2026, 3, 27))
+    ledger.record_lifetime(lifetime(), observed_at=1774690000)
+    assert ledger.totals()["production"] == pytest.approx((1900 + 140) * WH)
+
+
+def test_what_the_site_measures_comes_from_its_history():
+    ledger = DayLedger()
+    ledger.record_lifetime(lifetime(), observed_at=1774690000)
+    # evse had energy on a day; water_heater is zeros (a placeholder), heatpump [] (not measured)
+    assert {"production", "grid_import", "evse"} <= ledger.measured
+    assert not {"heatpump", "water_heater"} & ledger.measured
+
+
+def test_settled_days_fold_into_one_sum_and_the_total_stays_exact():
+    """Years of days must not stay in memory per site (1,000 sites made it most of the RSS)."""
+    from exporter.lifetime import SETTLED_AFTER_DAYS
+
+    now = 1774700000.0  # 2026-03-28
+    days = [(n * 37) % 97 for n in range(1000)]  # 1000 days through 2026-03-28
+    first = date(2026, 3, 28) - timedelta(days=999)
+    ledger = DayLedger()
+    ledger.record_lifetime(lifetime({"start_date": first.isoformat(), "production": days}), observed_at=now)
+    assert len(ledger._recent) <= SETTLED_AFTER_DAYS + 1  # a week: the days a refresh can still revise
+    assert ledger.totals()["production"] == pytest.approx(sum(days) * WH)
+    # A folded day seen again is not counted twice, nor revised.
+    ledger.record_lifetime(
+        lifetime({"start_date": first.isoformat(), "production": [1000.0] * 10}), observed_at=now + 60
+    )
+    assert ledger.totals()["production"] == pytest.approx(sum(days) * WH)
+    # The recent days can still be revised, upward or downward.
+    revised = [*days[:-3], 0, 0, 0]
+    ledger.record_lifetime(lifetime({"start_date": first.isoformat(), "production": revised}), now + 120)
+    assert ledger.totals()["production"] == pytest.approx(sum(revised) * WH)
+
+
+def test_a_day_stamped_in_the_future_does_not_settle_the_recent_days():
+    now = 1774700000.0
+    ledger = DayLedger()
+    ledger.record_lifetime(lifetime({"start_date": "2026-03-27", "production": [1]}), observed_at=now)
+    record(ledger, days_payload([now + 86400 * 30], lambda s: 1.0), observed_at=now)
+    ledger.record_lifetime(lifetime({"start_date": "2026-03-27", "production": [5]}), observed_at=now + 60)
+    assert ledger.totals()["production"] == pytest.approx((5.0 + 1.0) * WH)
 
 
 def days_payload(starts, wh):
     return daily_energy.parse(
         {"stats": [{"start_time": s, "interval_length": 900, "production": [wh(s)]} for s in starts]}
     ).value
-
-
-def test_settled_days_fold_into_one_sum_and_the_total_stays_exact():
-    """Years of days must not stay in memory per site (1,000 sites made it most of the RSS)."""
-    from exporter.lifetime import REFRESH_DAYS
-
-    now = 1774700000.0
-    starts = [now - 86400 * n - 3600 for n in range(1000, 0, -1)]
-    ledger = DayLedger()
-    ledger.record(days_payload(starts, lambda s: s % 97), observed_at=now)
-    assert len(ledger._recent) <= REFRESH_DAYS + 4  # a week: the days a refresh can still revise, and margin
-    assert ledger.totals(None)["production"] == pytest.approx(sum(s % 97 for s in starts) * WH)
-    # A folded day seen again (never re-fetched in practice) is not counted twice, nor revised.
-    ledger.record(days_payload(starts[:10], lambda s: 1000.0), observed_at=now + 60)
-    assert ledger.totals(None)["production"] == pytest.approx(sum(s % 97 for s in starts) * WH)
-    # The days a refresh covers can still be revised, upward or downward.
-    ledger.record(days_payload(starts[-REFRESH_DAYS:], lambda s: 0.0), observed_at=now + 120)
-    expected = sum(s % 97 for s in starts[:-REFRESH_DAYS])
-    assert ledger.totals(None)["production"] == pytest.approx(expected * WH)
-
-
-def test_a_day_stamped_in_the_future_does_not_settle_the_recent_days():
-    now = 1774700000.0
-    ledger = DayLedger()
-    ledger.record(days_payload([now - 86400, now + 86400 * 30], lambda s: 1.0), observed_at=now)
-    ledger.record(days_payload([now - 86400], lambda s: 5.0), observed_at=now + 60)  # yesterday revised
-    assert ledger.totals(None)["production"] == pytest.approx((5.0 + 1.0) * WH)
-
-
-def test_the_first_history_is_asked_for_in_parts_that_resume_and_end_open():
-    from datetime import date, timedelta
-
-    ledger = DayLedger()
-    today_utc, site_start = date(2026, 3, 28), date(2025, 10, 1)
-    spans = []
-    while not ledger.has_history:
-        start, end = ledger.next_span(today_utc, site_start)
-        spans.append((start, end))
-        ledger.record(days_payload([], lambda s: 0.0), observed_at=1774700000.0, through=end)
-    assert spans == [
-        (date(2025, 10, 1), date(2025, 12, 31)),
-        (date(2026, 1, 1), None),  # 2026-04-01 would pass today: the last part runs through today
-    ]
-    assert all(end is None or (end - start) == timedelta(days=91) for start, end in spans)
-
-
-def test_days_today_recorded_during_a_long_unfinished_history_do_not_hide_its_later_parts():
-    """daily_energy fails for over a week after its first part while today keeps recording new days:
-    when the history resumes, its older days must still count."""
-    from datetime import date
-
-    midnight = 1774656000.0  # 2026-03-28 00:00 UTC
-    ledger = DayLedger()
-    first = [midnight - 86400 * n for n in range(60, 30, -1)]
-    ledger.record(days_payload(first, lambda s: 1.0), observed_at=midnight, through=date(2026, 2, 26))
-    later_days = [midnight + 86400 * n for n in range(10)]  # today's readings, day after day
-    for start in later_days:
-        ledger.record_day(days_payload([start], lambda s: 2.0).days[0], observed_at=start + 80000)
-    rest = [midnight - 86400 * n for n in range(30, 0, -1)]
-    ledger.record(days_payload(rest + later_days, lambda s: 1.0), observed_at=later_days[-1] + 80000)
-    # 60 days of history at 1 Wh; the ten days since, whose readings at 80,000 s into the day the
-    # history answer (read later still) replaces where it is fresher.
-    assert ledger.totals(None)["production"] == pytest.approx((60 + 10) * WH)

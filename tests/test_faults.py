@@ -38,7 +38,7 @@ from exporter.server import MetricsServer
 from exporter.sources import ev_status, today
 
 SITE = DEMO_SITE_ID
-SOURCES = ("today", "daily_energy", "ev_status", "ev_summary")
+SOURCES = ("lifetime_energy", "today", "daily_energy", "ev_status", "ev_summary")
 START = datetime(2026, 6, 1, 12, 7, tzinfo=sim.TZ).timestamp()
 # Series about the exporter itself: a failed poll changes these on purpose.
 OWN_SERIES = ("enphase_up", "enphase_source_", "enphase_api_", "enphase_parse_errors", "enphase_auth_")
@@ -245,7 +245,7 @@ def test_schema_drift_is_counted_and_the_rest_of_each_payload_still_yields(run: 
         run.cloud.faults.inject("schema_drift", endpoint=source)
         assert run.poll(source), health(run, source).error
     grown = {source: parse_errors(run, source) - before[source] for source in SOURCES}
-    assert grown == {"ev_status": 3, "ev_summary": 2, "today": 2, "daily_energy": 1}
+    assert grown == {"ev_status": 3, "ev_summary": 2, "today": 2, "lifetime_energy": 2, "daily_energy": 1}
 
     charger = {"site_id": SITE, "serial": sim.CHARGER_SERIAL}
     assert run.value("enphase_ev_charger_plugged_in", **charger) is None  # the key went missing

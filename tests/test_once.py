@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import shutil
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from fixture_cloud import EMAIL, PASSWORD, FixtureCloud, pasted_headers
 
+from exporter.lifetime import REFRESH_DAYS
+
 GOLDEN = Path(__file__).parent / "golden" / "once.prom"
 # Values that depend on the wall clock or on latency; their lines are kept, their values masked.
-# (The first history comes a quarter per request, so the count of daily_energy requests grows with the date.)
-VOLATILE = re.compile(
-    r"^(enphase_source_last_success_timestamp_seconds\{.*\}"
-    r"|enphase_api_requests_total\{code=\"200\",endpoint=\"daily_energy\"\}) .*$",
-    re.M,
-)
+VOLATILE = re.compile(r"^(enphase_source_last_success_timestamp_seconds\{.*\}) .*$", re.M)
 LATENCY = re.compile(r"^enphase_api_request_duration_seconds.*\n", re.M)
 
 
@@ -82,7 +78,7 @@ def test_once_with_email_and_password_logs_in_once_and_prints_the_same_values(tm
     assert PASSWORD not in result.stderr + result.stdout
 
 
-def test_discovery_deduplicates_and_history_starts_at_the_sites_first_day(tmp_path):
+def test_discovery_deduplicates_and_the_history_costs_two_requests(tmp_path):
     with FixtureCloud() as cloud:
         run_once(
             pasted_headers(cloud),
@@ -90,12 +86,10 @@ def test_discovery_deduplicates_and_history_starts_at_the_sites_first_day(tmp_pa
         )
     paths = [path for _, path in cloud.requests]
     assert sum("/today" in p for p in paths) == 1  # the site listed twice is polled once
-    history = [p.partition("?")[2] for p in paths if "/daily_energy" in p]
-    assert history[0] == "start_date=2023-08-10&end_date=2023-11-09"  # a quarter per request
-    assert history[1] == "start_date=2023-11-10&end_date=2024-02-09"
-    assert history[-1].count("=") == 1  # the last part runs through today: no end_date
-    starts = [date.fromisoformat(query.split("&")[0].removeprefix("start_date=")) for query in history]
-    assert all((later - earlier).days == 92 for earlier, later in itertools.pairwise(starts))
+    history = [p for p in paths if "/daily_energy" in p or "/lifetime_energy" in p]
+    assert len(history) == 2  # the whole life in one request, the last few days in another
+    recent = date.fromisoformat(history[1].partition("?")[2].removeprefix("start_date="))
+    assert (datetime.now(UTC).date() - recent).days == REFRESH_DAYS + 1
 
 
 def test_a_failing_source_exits_1_and_keeps_the_others(tmp_path):

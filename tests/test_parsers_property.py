@@ -22,8 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter import sites
-from exporter.sources import daily_energy, ev_status, ev_summary, today
+from exporter.sources import daily_energy, ev_status, ev_summary, lifetime_energy, today
 from exporter.sources.energy_day import CHANNELS, EnergyDay
+from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS as MAX_POWER
 from exporter.values import PayloadError, Reader, parse_iso_timestamp
 
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -175,8 +176,10 @@ def check_model(value: Any, where: str = "model") -> None:
             check_model(item, f"{where}[{index}]")
     elif isinstance(value, float):
         assert math.isfinite(value), (where, value)
+    elif isinstance(value, frozenset):
+        assert all(isinstance(item, str) for item in value), (where, value)
     else:
-        assert value is None or isinstance(value, str | int | bool), (where, type(value))
+        assert value is None or isinstance(value, str | int | bool | date), (where, type(value))
 
 
 def check_problems(problems: Any) -> None:
@@ -188,7 +191,11 @@ def check_day(day: EnergyDay) -> None:
     for series in (*day.channels.values(), *day.flows.values(), *day.loads.values()):
         assert series, "an empty array means not measured: the channel is absent, not an empty series"
         assert all(value is None or isinstance(value, float) for value in series)
+        # Energy is never negative, nor more than the site's most power for a whole interval
+        assert all(value is None or 0 <= value <= MAX_POWER * day.interval_seconds for value in series)
+    assert all(value is None or 0 <= value <= 1 for value in day.state_of_charge)
     assert set(day.channel_totals) <= set(CHANNELS.values())
+    assert all(joules >= 0 for joules in day.channel_totals.values())
 
 
 # -- the properties ------------------------------------------------------------------------------------------
@@ -233,8 +240,10 @@ def test_today(payload, now):
     check_model(parsed.value)
     value = parsed.value
     assert value.profile is None or value.profile in today.PROFILES
-    if value.site_start_date is not None:
-        date.fromisoformat(value.site_start_date)  # a real day, in ISO form
+    if value.utc_offset_seconds is not None:
+        assert -12 * 3600 <= value.utc_offset_seconds <= 14 * 3600
+    for ratio in (value.state_of_charge_ratio, value.backup_reserve_ratio, value.very_low_soc_ratio):
+        assert ratio is None or 0 <= ratio <= 1  # out of range: counted and left out
     if value.day is not None:
         check_day(value.day)
         assert set(value.power_watts) <= set(value.day.channels)  # power only where there is data
@@ -254,6 +263,24 @@ def test_daily_energy(payload):
     assert starts == sorted(set(starts))  # one per day, in order
     for day in parsed.value.days:
         check_day(day)
+
+
+@FAST
+@given(payloads("lifetime_energy_live.json"))
+def test_lifetime_energy(payload):
+    parsed = parsed_or_payload_error(lifetime_energy.parse, payload)
+    if parsed is None:
+        return
+    check_problems(parsed.problems)
+    check_model(parsed.value)
+    value = parsed.value
+    assert set(value.channels) <= set(CHANNELS.values())
+    for series in value.channels.values():
+        assert all(joules is None or 0 <= joules <= MAX_POWER * 86400 for joules in series)
+    # measured: a channel with a value on some day, or a load with energy on some day, nothing else
+    assert all(
+        any(j is not None for j in value.channels[name]) for name in value.measured & set(value.channels)
+    )
 
 
 SITE_IDS = (
@@ -345,7 +372,7 @@ TODAY_FIELDS = {
     "charge_from_grid": ("charge_from_grid",),
     "profile": ("usage",),
     "last_report_timestamp": ("last_report_date",),
-    "site_start_date": ("start_date",),
+    "utc_offset_seconds": ("start_date",),
     "day": ("stats",),
 }
 
@@ -459,7 +486,11 @@ def test_an_interval_longer_than_a_day_is_refused_not_a_crash():
 def test_a_day_total_beyond_the_largest_float_is_absent_and_counted():
     payload = load_fixture("daily_energy_live.json")
     payload["stats"][1]["production"] = [4e304, 4e304]  # each finite in joules, their sum is not
-    parsed = daily_energy.parse(payload)
+    parsed = daily_energy.parse(payload)  # far beyond any site's power: each one out of range
+    assert parsed.problems == tuple(
+        f"daily_energy.stats[1].production[{i}]: out of range: 4e+304" for i in (0, 1)
+    )
+    parsed = daily_energy.parse(payload, max_power_watts=math.inf)  # a site with no ceiling
     day = parsed.value.days[1]
     assert "production" not in day.channel_totals and "consumption" in day.channel_totals
     assert any("production" in problem and "total" in problem for problem in parsed.problems)

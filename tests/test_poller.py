@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import date, timedelta
 
 import pytest
 import responses
@@ -88,113 +89,129 @@ def test_an_impossible_start_date_is_a_problem_not_a_crash(setup):
     payload["start_date"] = "2023-13-45"
     responses.add(responses.GET, TODAY, json=payload)
     assert poller.poll(SITE, "today")
-    assert store.current.sites[SITE].today.site_start_date is None
+    assert store.current.sites[SITE].today.utc_offset_seconds is None
     assert registry.get_sample_value("enphase_parse_errors_total", {"source": "today"}) == 1
 
 
 DAILY = f"{BASE}/pv/systems/{SITE}/daily_energy"
+LIFETIME = f"{BASE}/pv/systems/{SITE}/lifetime_energy"
+FIRST_DAY = date(2023, 8, 10)
+TODAY_DATE = date(2026, 3, 28)  # today_live.json's day
+PROD = "enphase_site_production_joules_total"
 
 
-def history_cloud(asked: list[dict[str, str]], failing: set[int] = frozenset()):
-    """A daily_energy answer for exactly the asked days (one Wh value per day, different per day), through
-    2026-03-27; the n-th request (1-based) in ``failing`` answers 503 instead."""
-    from datetime import date, timedelta
+def day_wh(day: date) -> int:
+    return day.toordinal() % 7
+
+
+def lifetime_payload() -> dict:
+    """Every day from the site's first through today (today's entry so far), one Wh value per day."""
+    days = [FIRST_DAY + timedelta(days=i) for i in range((TODAY_DATE - FIRST_DAY).days + 1)]
+    return {
+        "system_id": int(SITE),
+        "start_date": FIRST_DAY.isoformat(),
+        "production": [day_wh(d) for d in days],
+    }
+
+
+def daily_cloud(asked: list[dict[str, str]]):
+    """A daily_energy answer for the asked days (the same Wh per day as lifetime_payload) through today,
+    whose buckets are today_live.json's (lifetime_energy's entry for today lags behind, as it does live)."""
 
     def answer(request):
         query = dict(item.split("=") for item in request.url.partition("?")[2].split("&"))
         asked.append(query)
-        if len(asked) in failing:
-            return 503, {}, "busy"
         day = date.fromisoformat(query["start_date"])
-        last = min(date.fromisoformat(query.get("end_date", "2026-03-27")), date(2026, 3, 27))
+        last = min(date.fromisoformat(query.get("end_date", TODAY_DATE.isoformat())), TODAY_DATE)
         stats = []
         while day <= last:
-            midnight = (day - date(1970, 1, 1)).days * 86400
-            wh = day.toordinal() % 7
-            stats.append({"start_time": midnight, "interval_length": 900, "production": [wh]})
+            midnight = (day - date(1970, 1, 1)).days * 86400 - 3600  # local midnight, UTC+1
+            production = [0, 0, 12, 140] if day == TODAY_DATE else [day_wh(day)]
+            stats.append({"start_time": midnight, "interval_length": 900, "production": production})
             day += timedelta(days=1)
         return 200, {"Content-Type": "application/json"}, json.dumps({"system_id": int(SITE), "stats": stats})
 
     return answer
 
 
-def expected_history_wh() -> float:
-    from datetime import date
-
-    first, last = date(2023, 8, 10).toordinal(), date(2026, 3, 27).toordinal()
-    return float(sum(ordinal % 7 for ordinal in range(first, last + 1)))
+def expected_history_wh(through: date = TODAY_DATE - timedelta(days=1)) -> float:
+    return float(sum(day_wh(FIRST_DAY + timedelta(days=i)) for i in range((through - FIRST_DAY).days + 1)))
 
 
 @responses.activate
-def test_the_first_history_comes_a_quarter_at_a_time_and_each_part_reaches_the_outputs():
-    registry = CollectorRegistry()
-    transport = Transport(BASE, RequestMetrics(registry), retries=0)
-    store, heard = SnapshotStore(), []
-    client = CloudClient(transport, PastedHeaders("token-1234", "c=cookie-5678", BASE + "/"))
-    poller = Poller(client, store, Telemetry(registry), listeners=[heard.append], clock=lambda: 1774700000.0)
+def test_the_lifetime_counters_start_from_the_sites_first_day_in_one_request(setup):
+    """Not from today.start_date, which in the live payload is today's date."""
+    poller, store, registry = setup
+    responses.add(responses.GET, TODAY, json=load_fixture("today_live.json"))
+    responses.add(responses.GET, LIFETIME, json=lifetime_payload())
     asked: list[dict[str, str]] = []
-    responses.add(responses.GET, TODAY, json=load_fixture("today_live.json"))  # the site began 2023-08-10
-    responses.add_callback(responses.GET, DAILY, callback=history_cloud(asked))
+    responses.add_callback(responses.GET, DAILY, callback=daily_cloud(asked))
+    assert poller.poll(SITE, "lifetime_energy")
+    lifetime = store.current.sites[SITE].lifetime_joules["production"]
+    assert lifetime == pytest.approx((expected_history_wh() + day_wh(TODAY_DATE)) * 3600)
     assert poller.poll(SITE, "today") and poller.poll(SITE, "daily_energy")
-
-    assert asked[0] == {"start_date": "2023-08-10", "end_date": "2023-11-09"}
-    assert "end_date" not in asked[-1] and len(asked) == 11  # 962 days up to 2026-03-28, 92 per part
-    parts = [polled.history for polled in heard if polled.source == "daily_energy"]
-    assert len(parts) == len(asked)  # each part handed on as it came, not kept for the end
-    days = [day.start_timestamp for part in parts for day in part.days]
-    assert len(days) == len(set(days)) == 961  # every day once (the cloud has no item for today)
-    today_wh = 152.0  # today's fixture total: fresher than any daily_energy reading of that day
+    assert len(responses.calls) == 3  # the whole life in one request, then one for the last few days
+    assert asked == [{"start_date": "2026-03-24"}]
+    today_wh = 152.0  # today's fixture total: fresher than lifetime_energy's entry for today
     lifetime = store.current.sites[SITE].lifetime_joules["production"]
     assert lifetime == pytest.approx((expected_history_wh() + today_wh) * 3600)
-
-
-@responses.activate
-def test_a_history_that_fails_halfway_resumes_after_the_last_part_without_counting_a_day_twice(setup):
-    poller, store, _ = setup
-    asked: list[dict[str, str]] = []
-    responses.add(responses.GET, TODAY, json=load_fixture("today_live.json"))
-    responses.add_callback(responses.GET, DAILY, callback=history_cloud(asked, failing={3}))
-    assert poller.poll(SITE, "today")
-    assert not poller.poll(SITE, "daily_energy")
-    assert "production" not in store.current.sites[SITE].lifetime_joules  # two parts are not a lifetime
-    assert poller.poll(SITE, "daily_energy")
-    assert asked[3]["start_date"] == asked[2]["start_date"] == "2024-02-10"  # resumed at the failed part
-    lifetime = store.current.sites[SITE].lifetime_joules["production"]
-    assert lifetime == pytest.approx((expected_history_wh() + 152.0) * 3600)
-    assert poller.poll(SITE, "daily_energy")
-    assert asked[-1] == {"start_date": "2026-03-24"}  # then only the last few days
+    assert (
+        registry.get_sample_value("enphase_counter_regressions_total", {"site_id": SITE, "metric": PROD})
+        is None
+    )
+    assert poller.poll(SITE, "lifetime_energy")  # an hour later: its entry for today still lags
     assert store.current.sites[SITE].lifetime_joules["production"] == pytest.approx(lifetime)
+    assert (
+        registry.get_sample_value("enphase_counter_regressions_total", {"site_id": SITE, "metric": PROD})
+        is None
+    )
 
 
 @responses.activate
-def test_the_history_waits_for_today_to_name_the_sites_first_day(setup):
+def test_without_lifetime_energy_the_counters_wait_and_the_source_says_why(setup):
     poller, store, _ = setup
-    asked: list[dict[str, str]] = []
-    responses.add_callback(responses.GET, DAILY, callback=history_cloud(asked))
-    responses.add(responses.GET, TODAY, status=503)
-    assert not poller.poll(SITE, "today")
-    assert not poller.poll(SITE, "daily_energy")
-    assert asked == []  # not a request per quarter since 2008 to read empty days
-    assert "waiting for today" in store.current.sites[SITE].health["daily_energy"].error
-    responses.replace(responses.GET, TODAY, json=load_fixture("today_live.json"))
-    assert poller.poll(SITE, "today") and poller.poll(SITE, "daily_energy")
-    assert asked[0]["start_date"] == "2023-08-10"
-
-
-@responses.activate
-def test_a_stopping_exporter_leaves_the_history_between_two_parts(setup):
-    poller, store, _ = setup
-    asked: list[dict[str, str]] = []
-    answer = history_cloud(asked)
-
-    def stop_after_the_second_part(request):
-        if len(asked) == 1:
-            poller.stop()  # as PollScheduler.shutdown does, from another thread, while a part is fetched
-        return answer(request)
-
     responses.add(responses.GET, TODAY, json=load_fixture("today_live.json"))
-    responses.add_callback(responses.GET, DAILY, callback=stop_after_the_second_part)
-    assert poller.poll(SITE, "today")
-    assert not poller.poll(SITE, "daily_energy")
-    assert len(asked) == 2  # the part under way was finished; no third one was asked for
-    assert "stopped before the history was complete" in store.current.sites[SITE].health["daily_energy"].error
+    responses.add(responses.GET, LIFETIME, status=503)
+    responses.add_callback(responses.GET, DAILY, callback=daily_cloud([]))
+    assert not poller.poll(SITE, "lifetime_energy")
+    assert poller.poll(SITE, "today") and poller.poll(SITE, "daily_energy")
+    site = store.current.sites[SITE]
+    assert site.lifetime_joules == {}  # a few recent days are no lifetime: no counter rather than a low one
+    assert "503" in site.health["lifetime_energy"].error and not site.up
+    responses.replace(responses.GET, LIFETIME, json=lifetime_payload())
+    assert poller.poll(SITE, "lifetime_energy")
+    assert store.current.sites[SITE].lifetime_joules["production"] == pytest.approx(
+        (expected_history_wh() + 152.0) * 3600
+    )
+
+
+@responses.activate
+def test_the_history_start_setting_moves_the_first_day(setup):
+    _, store, _ = setup
+    transport = Transport(BASE, RequestMetrics(CollectorRegistry()), retries=0)
+    client = CloudClient(transport, PastedHeaders("token-1234", "c=cookie-5678", BASE + "/"))
+    start = date(2026, 1, 1)
+    poller = Poller(
+        client, store, Telemetry(CollectorRegistry()), history_start=start, clock=lambda: 1774700000.0
+    )
+    responses.add(responses.GET, LIFETIME, json=lifetime_payload())
+    assert poller.poll(SITE, "lifetime_energy")
+    expected = expected_history_wh(TODAY_DATE) - expected_history_wh(start - timedelta(days=1))
+    assert store.current.sites[SITE].lifetime_joules["production"] == pytest.approx(expected * 3600)
+
+
+@responses.activate
+def test_a_day_of_placeholders_and_broken_values_reaches_no_output(setup):
+    """A zero-filled heatpump array on a site that never had one, and a bucket of 4 GW: neither reaches the
+    snapshot that both renderers read."""
+    poller, store, registry = setup
+    payload = load_fixture("today_live.json")
+    payload["stats"][0]["heatpump"] = [0, 0, 0, 0]
+    payload["stats"][0]["import"][1] = 1e9
+    responses.add(responses.GET, TODAY, json=payload)
+    responses.add(responses.GET, LIFETIME, json=load_fixture("lifetime_energy_live.json"))
+    assert poller.poll(SITE, "lifetime_energy") and poller.poll(SITE, "today")
+    day = store.current.sites[SITE].today.day
+    assert "heatpump" not in day.loads and "evse" in day.loads  # evse: the site's history has evse energy
+    assert day.channel_totals["grid_import"] == pytest.approx((93 + 198 + 232) * 3600)
+    assert registry.get_sample_value("enphase_parse_errors_total", {"source": "today"}) == 1

@@ -32,7 +32,8 @@ def ns(seconds: float) -> int:
 
 
 def today_site(now: float = LAST_REPORT + 7200) -> SiteSnapshot:
-    parsed = today.parse(load_fixture("today_live.json"), now).value
+    # a site whose history shows a charger: its evse zeros today are a real 0, not a placeholder
+    parsed = today.parse(load_fixture("today_live.json"), now, measured=frozenset({"evse"})).value
     return SiteSnapshot(SITE, ("today",), today=parsed, lifetime_joules={"production": 9e9})
 
 
@@ -118,6 +119,12 @@ def test_today_buckets_at_their_start_and_the_day_at_local_midnight() -> None:
     assert third["state_of_charge_ratio"] == 0.61
     assert third["energy_flow_grid_home_joules"] == 198 * WH
     assert third["load_evse_joules"] == 0.0
+    placeholder = today.parse(load_fixture("today_live.json"), LAST_REPORT + 7200).value  # never measured
+    unmeasured = points(
+        Polled(replace(today_site(), today=placeholder), "today", observed_at=LAST_REPORT + 7200)
+    )
+    assert all("load_evse_joules" not in point.fields for point in unmeasured)
+    assert all("load_evse_today_joules" not in point.fields for point in unmeasured)
     assert "energy_flow_solar_battery_joules" not in third  # [] upstream: not measured
     [day] = by_time(found, "enphase_site_daily").values()
     assert day.time_ns == ns(TODAY_START)

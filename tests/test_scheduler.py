@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from exporter.config import load
@@ -15,28 +17,25 @@ def settings(**env):
 
 
 def test_default_plan_fits_one_site_without_stretching():
-    # worst case per site: 120 (EV status while charging) + 4 + 12 + 1 = 137 requests/hour
+    # worst case per site: 120 (EV status while charging) + 4 + 12 + 1 + 1 = 138 requests/hour
     assert stretch_factor(settings(), 1) == 1.0
 
 
 def test_budget_stretches_intervals_instead_of_exceeding_it():
     factor = stretch_factor(settings(ENPHASE_REQUEST_BUDGET=100), 2)
-    assert factor == pytest.approx(2 * 137 / 80)
+    assert factor == pytest.approx(2 * 138 / 80)
     scheduler = PollScheduler(settings(ENPHASE_REQUEST_BUDGET=100), poller=None, store=SnapshotStore())
     scheduler._factor = factor
     planned = sum(
         3600 / scheduler.interval(s, charging=s == "ev_status")
-        for s in ("ev_status", "ev_summary", "today", "daily_energy")
+        for s in ("ev_status", "ev_summary", "today", "lifetime_energy", "daily_energy")
     )
     assert planned * 2 <= 100
 
 
 class RecordingPoller:
     def __init__(self, store: SnapshotStore, charging: list[bool]) -> None:
-        self.store, self.charging, self.calls, self.stopped = store, charging, [], False
-
-    def stop(self) -> None:
-        self.stopped = True
+        self.store, self.charging, self.calls = store, charging, []
 
     def poll(self, site_id: str, source: str) -> bool:
         self.calls.append((site_id, source))
@@ -67,7 +66,7 @@ def test_ev_status_polls_faster_while_charging_and_slows_down_after():
         assert set(jobs) == {
             f"{site}:{source}"
             for site in "12"
-            for source in ("ev_status", "ev_summary", "today", "daily_energy")
+            for source in ("ev_status", "ev_summary", "today", "lifetime_energy", "daily_energy")
         }
         assert longest_gap(scheduler, "1:ev_status") == 60
         scheduler._run("1", "ev_status")
@@ -79,7 +78,7 @@ def test_ev_status_polls_faster_while_charging_and_slows_down_after():
         scheduler.shutdown()
 
 
-def test_first_runs_are_staggered_across_sites_and_today_precedes_daily_energy():
+def test_first_runs_are_staggered_across_sites_and_lifetime_energy_comes_first():
     store = SnapshotStore()
     scheduler = PollScheduler(settings(), RecordingPoller(store, []), store)
     scheduler._scheduler.start(paused=True)
@@ -87,13 +86,14 @@ def test_first_runs_are_staggered_across_sites_and_today_precedes_daily_energy()
     scheduler.start(("1", "2"))
     try:
         runs = {job.id: job.next_run_time for job in scheduler._scheduler.get_jobs()}
-        assert runs["1:today"] < runs["1:daily_energy"]
+        # lifetime_energy names what the site measures, which today's and daily_energy's readings need
+        assert runs["1:lifetime_energy"] < runs["1:today"] < runs["1:daily_energy"]
         assert (runs["2:today"] - runs["1:today"]).total_seconds() == pytest.approx(150)
+        assert max(runs.values()) - min(runs.values()) < timedelta(seconds=10 + 3600 / 2)
     finally:
         scheduler.shutdown()
-    assert scheduler._poller.stopped  # a first history under way stops between its parts
 
 
 def test_a_site_without_ev_sources_plans_only_what_it_polls():
-    narrowed = settings(ENPHASE_SOURCES="today,daily_energy", ENPHASE_REQUEST_BUDGET=10)
-    assert stretch_factor(narrowed, 1) == pytest.approx(13 / 8)  # 12 + 1 requests/hour against 80 % of 10
+    narrowed = settings(ENPHASE_SOURCES="today,lifetime_energy,daily_energy", ENPHASE_REQUEST_BUDGET=10)
+    assert stretch_factor(narrowed, 1) == pytest.approx(14 / 8)  # 12 + 1 + 1 requests/hour against 80 % of 10

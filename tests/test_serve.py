@@ -59,11 +59,12 @@ def test_serve_demo_answers_with_charger_and_battery_series_within_10_s(demo_exp
     text = scrape_until(url, needles, started + 10)
     assert all(needle in text for needle in needles), text[-2000:]
     assert "process_resident_memory_bytes" in text
-    # daily_energy starts 15 s after today (it needs the site's first day); then every source is up
+    # every source up, the lifetime counters included, within 10 s of start as well
     text = scrape_until(
-        url, ('enphase_up{site_id="1234567"} 1.0', "enphase_site_production_joules_total{"), started + 40
+        url, ('enphase_up{site_id="1234567"} 1.0', "enphase_site_production_joules_total{"), started + 10
     )
     assert 'enphase_up{site_id="1234567"} 1.0' in text, text[-2000:]
+    assert 'enphase_source_up{site_id="1234567",source="lifetime_energy"} 1.0' in text
 
     assert requests.get(f"{url}/healthz", timeout=2).text == "ok\n"
     page = requests.get(f"{url}/", timeout=2)

@@ -314,6 +314,12 @@ def _drift_today(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _drift_lifetime_energy(body: dict[str, Any]) -> dict[str, Any]:
+    body["production"][-2] = "N/A"  # a day as a word
+    body["consumption"][0] = -5  # energy below zero: a broken value
+    return body
+
+
 def _drift_daily_energy(body: dict[str, Any]) -> dict[str, Any]:
     del body["stats"][-1]["interval_length"]  # the newest day loses its time axis
     return body
@@ -323,5 +329,6 @@ DRIFTS: Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ev_status": _drift_ev_status,
     "ev_summary": _drift_ev_summary,
     "today": _drift_today,
+    "lifetime_energy": _drift_lifetime_energy,
     "daily_energy": _drift_daily_energy,
 }

@@ -3,14 +3,17 @@
 Each function takes the instant ``ts`` (Unix seconds) the cloud answers at. Quirks of the live service
 are reproduced on purpose so that the exporter meets them in every demo and test: epoch milliseconds
 and ``[UTC]``-suffixed ISO times on the EV service, numbers as strings in the summary, a provisional
-newest interval, ``[]`` for channels the site does not measure, and meaningless ``soc`` and
-``grid_import`` totals.
+newest interval, ``[]`` for channels the site does not measure, zero-filled placeholders for loads it does
+not have, ``production: []`` before dawn, a yesterday "not yet processed" for a while after midnight,
+``today.start_date`` that is today's date (the site's first day is ``lifetime_energy``'s), and meaningless
+``soc`` and ``grid_import`` totals.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -25,6 +28,7 @@ SESSION_PRICE_PER_KWH = 0.30
 MILES_PER_KWH = 4.05
 REPORT_SECONDS = 300  # the gateway uploads every five minutes
 PROVISIONAL_SECONDS = 300  # how long the newest closed interval keeps growing
+UNPROCESSED_SECONDS = 5400  # how long after midnight yesterday's daily answer is "not yet processed"
 CHARGER_REPORT_PHASE_NS = 23_417_264_449  # nanoseconds into each minute the charger reports at
 
 # Key order of a stats item as the live service sends it; the empty ones are not measured at this site.
@@ -41,7 +45,11 @@ _FLOW_ARRAYS = (
     "heatpump",
     "water_heater",
 )
-_NOT_MEASURED = ("battery_grid", "heatpump", "water_heater")
+_NOT_MEASURED = ("battery_grid",)  # [] in every answer
+_PLACEHOLDERS = (
+    "heatpump",
+    "water_heater",
+)  # loads the site has not got: zeros in stats items, [] in lifetime
 
 
 def to_json(body: JSON) -> str:
@@ -188,25 +196,34 @@ def _stats_item(day: sim.SimulatedDay, fractions: list[float], ts: float) -> JSO
     # Meaningless like the live ones (a sum of percentages, a mix of units): clients must ignore them.
     totals["soc"] = sum(soc)
     totals["grid_import"] = totals["import"] + totals["soc"]
+    if not any(arrays["production"]):
+        arrays["production"] = []  # before the panels wake up, the live service sends no production at all
+    placeholder = [0] * len(rows)
     return {
         "start_time": day.start_time,
         "interval_length": sim.INTERVAL_SECONDS,
         **{name: arrays[name] for name in _ENERGY_ARRAYS},
         "soc": soc,
-        # Channels the simulation has no values for are [] (not measured here), never zeros.
-        **{name: arrays.get(name, []) for name in _FLOW_ARRAYS},
+        **{name: arrays.get(name, placeholder if name in _PLACEHOLDERS else []) for name in _FLOW_ARRAYS},
         "totals": totals,
     }
 
 
-def _empty_item(day: date) -> JSON:
-    """A day before the site reported: every array empty."""
+def _empty_item(day: date, totals: JSON) -> JSON:
+    """A day before the site reported (totals of zeros), or one not yet processed (no totals): every array
+    empty."""
     return {
         "start_time": sim.day_start(day),
         "interval_length": sim.INTERVAL_SECONDS,
         **{name: [] for name in (*_ENERGY_ARRAYS, "soc", *_FLOW_ARRAYS)},
-        "totals": dict.fromkeys(_ENERGY_ARRAYS, 0),
+        "totals": totals,
     }
+
+
+def unprocessed(day: date, ts: float) -> bool:
+    """Yesterday, for a while after midnight, before the cloud has processed it."""
+    midnight = sim.day_start(day + timedelta(days=1))
+    return midnight <= ts < midnight + UNPROCESSED_SECONDS
 
 
 @lru_cache(maxsize=4096)
@@ -216,16 +233,19 @@ def _settled_item_json(day: date) -> str:
 
 
 def stats_item(day: date, ts: float) -> JSON:
-    """The stats item of ``day`` as seen at ``ts``."""
+    """The stats item of ``day`` as seen at ``ts`` by ``daily_energy`` (``today`` has its own day)."""
     if day < sim.SITE_START:
-        return _empty_item(day)
+        return _empty_item(day, dict.fromkeys(_ENERGY_ARRAYS, 0))
+    if unprocessed(day, ts):
+        return _empty_item(day, {})
     simulated = sim.simulate_day(day)
     return _stats_item(simulated, visible_fractions(simulated.start_time, len(simulated.intervals), ts), ts)
 
 
 def stats_item_json(day: date, ts: float) -> str:
     """:func:`stats_item` as JSON text, from the cache once the day can no longer change."""
-    if day >= sim.SITE_START and sim.day_start(day + timedelta(days=1)) + PROVISIONAL_SECONDS <= ts:
+    settled = sim.day_start(day + timedelta(days=1)) + max(PROVISIONAL_SECONDS, UNPROCESSED_SECONDS)
+    if day >= sim.SITE_START and settled <= ts:
         return _settled_item_json(day)
     return to_json(stats_item(day, ts))
 
@@ -250,9 +270,12 @@ def today(ts: float) -> JSON:
     soc = sim.battery_soc(ts)
     last_24h_wh = _consumption_wh(ts - 86400, ts)
     usable_wh = max(0.0, soc - sim.BACKUP_RESERVE_PERCENT) / 100 * sim.BATTERY_CAPACITY_WH
+    day = sim.local_day(ts)
     return {
         "system_id": int(sim.SITE_ID),
-        "start_date": sim.SITE_START.isoformat(),
+        # The live service's today: the date of today's stats item, not the site's first day.
+        "start_date": day.isoformat(),
+        "end_date": day.isoformat(),
         "last_report_date": int(ts // REPORT_SECONDS * REPORT_SECONDS),
         "siteStatus": "normal",
         "battery_details": {
@@ -268,7 +291,7 @@ def today(ts: float) -> JSON:
             "usage": "self-consumption",
         },
         "connectionDetails": {"ethernet": True, "wifi": False, "cellular": False},
-        "stats": [stats_item(sim.local_day(ts), ts)],
+        "stats": [stats_item(day, ts)],
     }
 
 
@@ -281,16 +304,21 @@ def daily_energy_json(ts: float, first: date, last: date | None) -> str:
 
 
 def lifetime_energy(ts: float) -> JSON:
-    """One value per settled day (site start up to yesterday), in Wh; today so far is in ``today``."""
+    """One value per day from the site's first day through today so far, in Wh; ``null`` for yesterday
+    while it is not yet processed."""
     today_ = sim.local_day(ts)
     days = [sim.SITE_START + timedelta(days=i) for i in range((today_ - sim.SITE_START).days)]
-    totals = [sim.day_totals(day) for day in days]
+    totals: list[Mapping[str, int] | None] = [
+        None if unprocessed(day, ts) else sim.day_totals(day) for day in days
+    ]
+    so_far = stats_item(today_, ts)  # today's entry grows during the day, as the live one does
+    totals.append({channel: sum(so_far.get(channel) or []) for channel in sim.CHANNELS})
     return {
         "system_id": int(sim.SITE_ID),
         "start_date": sim.SITE_START.isoformat(),
         "last_report_date": int(ts // REPORT_SECONDS * REPORT_SECONDS),
-        **{channel: [day[channel] for day in totals] for channel in sim.CHANNELS},
-        **{name: [] for name in _NOT_MEASURED},
+        **{channel: [day[channel] if day else None for day in totals] for channel in sim.CHANNELS},
+        **{name: [] for name in (*_NOT_MEASURED, *_PLACEHOLDERS)},
     }
 
 

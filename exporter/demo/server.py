@@ -361,7 +361,13 @@ _ROUTES = (
     ),
     _route("GET", r"/pv/systems/<site>/today", _data(payloads.today), "today", SOURCE),
     _route("GET", r"/pv/systems/<site>/daily_energy", DemoCloud._daily_energy, "daily_energy", SOURCE),
-    _route("GET", r"/pv/systems/<site>/lifetime_energy", _data(payloads.lifetime_energy), "lifetime_energy"),
+    _route(
+        "GET",
+        r"/pv/systems/<site>/lifetime_energy",
+        _data(payloads.lifetime_energy),
+        "lifetime_energy",
+        SOURCE,
+    ),
     _route("GET", r"/app-api/<site>/get_latest_power", _data(payloads.latest_power), "latest_power"),
 )
 

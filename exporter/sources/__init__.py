@@ -3,4 +3,4 @@
 ``NAMES`` are the sources the exporter can poll, as they appear in the ``source`` label.
 """
 
-NAMES = ("ev_status", "ev_summary", "today", "daily_energy")
+NAMES = ("ev_status", "ev_summary", "today", "lifetime_energy", "daily_energy")

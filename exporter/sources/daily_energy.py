@@ -1,13 +1,13 @@
 """Daily energy — ``GET /pv/systems/<site_id>/daily_energy?start_date=YYYY-MM-DD[&end_date=YYYY-MM-DD]``.
 
-Refreshed every hour; feeds the lifetime counters (see ``exporter.lifetime``). Sample output::
-
-    enphase_site_production_joules_total{site_id="1234567"} 6.3e+10
-    enphase_battery_discharge_joules_total{site_id="1234567"} 1.1e+10
+Refreshed every hour, for the last few days: the cloud keeps correcting recent days, and their 15-minute
+buckets are what the InfluxDB output stores (``enphase_site_interval``); the days' totals also correct the
+lifetime counters (see ``exporter.lifetime``). ``backfill`` fetches older days through it. It yields no
+/metrics series of its own.
 
 The payload is ``{"system_id": …, "stats": [one item per day, shaped like today's stats item]}``. A span of
 several years comes back in one call (about 1 MB); today's item is partial; days before the site reported
-have ``[]`` arrays. The first poll fetches the whole history, later polls only the last few days.
+have ``[]`` arrays; a day can be missing altogether; yesterday can come back "not yet processed".
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from exporter.sources.energy_day import EnergyDay, parse_day
+from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS, EnergyDay, parse_day
 from exporter.values import Parsed, PayloadError, Reader, require_object
 
 ENDPOINT = "daily_energy"
@@ -38,14 +38,23 @@ def query(start: date, end: date | None = None) -> dict[str, str]:
     return params
 
 
-def parse(payload: Any) -> Parsed[DailyEnergy]:
+def parse(
+    payload: Any,
+    *,
+    max_power_watts: float = DEFAULT_MAX_SITE_POWER_WATTS,
+    measured: frozenset[str] = frozenset(),
+) -> Parsed[DailyEnergy]:
+    """``max_power_watts`` and ``measured`` are those of ``energy_day.parse_day``. A day the cloud has not
+    processed yet (``[]`` arrays, ``totals: {}``) comes back with no channel at all: it says nothing, and
+    must never replace what is known of that day."""
     body = require_object(payload, "daily_energy")
     if not isinstance(body.get("stats"), list):
         raise PayloadError("daily_energy: no stats[] in the payload")
     reader = Reader()
     by_start: dict[float, EnergyDay] = {}
     for index, item in enumerate(reader.objects(body, "stats", "daily_energy")):
-        day = parse_day(item, f"daily_energy.stats[{index}]", reader)
+        where = f"daily_energy.stats[{index}]"
+        day = parse_day(item, where, reader, max_power_watts=max_power_watts, measured=measured)
         if day is not None:
             by_start[day.start_timestamp] = day  # a repeated day: the later item is the fresher one
     return Parsed(DailyEnergy(tuple(by_start[start] for start in sorted(by_start))), tuple(reader.problems))

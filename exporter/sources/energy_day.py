@@ -3,7 +3,8 @@
 Shape: ``{"start_time": <local midnight, epoch s>, "interval_length": 900, "production": [Wh, …], …,
 "totals": {…}}``. Every energy array holds **Wh per interval** (not W); ``soc`` holds % per interval.
 Interval *i* starts at ``start_time + i * interval_length`` — a day has 92, 96 or 100 of them (DST), so
-nothing here assumes 96. ``[]`` means the site does not measure that channel: it stays absent, never 0.
+nothing here assumes 96. ``[]`` means the site does not measure that channel: it stays absent, never 0 —
+except on a day that has begun for a channel the site measures on other days (``parse_day``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from exporter.values import PERCENT_TO_RATIO, WH_TO_JOULES, Reader
@@ -35,6 +37,7 @@ FLOWS: Mapping[str, tuple[str, str]] = {
     "grid_home": ("grid", "home"),
 }
 # payload key -> load name: consumption of a measured appliance, not a flow between two places
+# The cloud sends these as arrays of zeros on sites that have no such load: see parse_day's ``measured``.
 LOADS: Mapping[str, str] = {"evse": "evse", "heatpump": "heatpump", "water_heater": "water_heater"}
 
 # ``totals.soc`` (a sum of percentages) and ``totals.grid_import`` are nonsense in live data: only the
@@ -45,6 +48,11 @@ Series = tuple[float | None, ...]
 # Intervals are 5 or 15 minutes; anything beyond a day is not an interval of this day. The bound also keeps
 # interval arithmetic (start + index * length) within floats.
 MAX_INTERVAL_SECONDS = 86400
+# The most a site is taken to produce or draw, when no setting says (ENPHASE_MAX_SITE_POWER): generous
+# enough for a small commercial site, and still far below the broken buckets seen in public data.
+DEFAULT_MAX_SITE_POWER_WATTS = 1_000_000.0
+# UTC+1: see local_date.
+DEFAULT_UTC_OFFSET = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +69,23 @@ class EnergyDay:
         return self.start_timestamp + index * self.interval_seconds
 
 
-def parse_day(item: Mapping[str, Any], where: str, reader: Reader) -> EnergyDay | None:
-    """An ``EnergyDay`` from one stats item, or None (problem recorded) when it has no usable time axis."""
+def parse_day(
+    item: Mapping[str, Any],
+    where: str,
+    reader: Reader,
+    *,
+    max_power_watts: float = DEFAULT_MAX_SITE_POWER_WATTS,
+    measured: frozenset[str] = frozenset(),
+    day_has_begun: bool = False,
+) -> EnergyDay | None:
+    """An ``EnergyDay`` from one stats item, or None (problem recorded) when it has no usable time axis.
+
+    ``max_power_watts`` bounds every bucket: more energy than that power for a whole interval is a broken
+    value (seen in public data), counted and left out. ``measured`` names what the site has measured on other
+    days (``SiteFacts``): a load of zeros all day that the site never measured is the cloud's placeholder, not
+    a 0 W load. With ``day_has_begun`` (today's item), a measured channel sent as ``[]`` reads 0: before the
+    panels wake up ``production`` is ``[]`` on a site that does produce.
+    """
     start = reader.timestamp(item, "start_time", where, epoch_unit="s", required=True)
     length = reader.number(item, "interval_length", where, required=True)
     usable = length is not None and 0 < length <= MAX_INTERVAL_SECONDS and length == int(length)
@@ -70,10 +93,11 @@ def parse_day(item: Mapping[str, Any], where: str, reader: Reader) -> EnergyDay 
         if length is not None and not usable:
             reader.problem(f"{where}.interval_length", f"not a whole number of seconds up to a day: {length}")
         return None
+    bucket = _Bucket(item, where, reader, max_power_watts * length)
     totals = reader.mapping(item, "totals", where)
     channels, channel_totals = {}, {}
     for key, channel in CHANNELS.items():
-        series = _series(item, key, where, reader, WH_TO_JOULES)
+        series = bucket.series(key, WH_TO_JOULES)
         if series is not None:
             channels[channel] = series
             total = sum(value for value in series if value is not None)
@@ -83,23 +107,60 @@ def parse_day(item: Mapping[str, Any], where: str, reader: Reader) -> EnergyDay 
                 reader.problem(f"{where}.{key}", "the day's total is too large")
         elif key not in item:
             # No per-interval data at all (not even []): the day's total, when given, still counts.
-            total = reader.number(totals, key, f"{where}.totals", scale=WH_TO_JOULES)
+            total = reader.number(
+                totals, key, f"{where}.totals", scale=WH_TO_JOULES, minimum=0, maximum=max_power_watts * 86400
+            )
             if total is not None:
                 channel_totals[channel] = total
-    flows = {pair: s for key, pair in FLOWS.items() if (s := _series(item, key, where, reader, WH_TO_JOULES))}
-    loads = {name: s for key, name in LOADS.items() if (s := _series(item, key, where, reader, WH_TO_JOULES))}
-    soc = _series(item, "soc", where, reader, PERCENT_TO_RATIO) or ()
+    if day_has_begun:
+        longest = max((len(series) for series in channels.values()), default=0)
+        for channel in CHANNELS.values():
+            if channel in measured and channel not in channels and channel not in channel_totals:
+                channel_totals[channel] = 0.0
+                if longest:  # 0 J in each interval the other channels show, so that its power reads 0 W
+                    channels[channel] = (0.0,) * longest
+    flows = {pair: s for key, pair in FLOWS.items() if (s := bucket.series(key, WH_TO_JOULES))}
+    loads = {
+        name: s
+        for key, name in LOADS.items()
+        if (s := bucket.series(key, WH_TO_JOULES)) and (name in measured or any(s))
+    }
+    soc = bucket.series("soc", PERCENT_TO_RATIO, maximum=1.0) or ()
     return EnergyDay(start, int(length), channels, flows, loads, soc, channel_totals)
 
 
-def _series(item: Mapping[str, Any], key: str, where: str, reader: Reader, scale: float) -> Series | None:
-    """Per-interval values in base units; None for a missing key or ``[]`` (not measured)."""
-    raw = item.get(key)
-    if raw is None:
-        return None
-    if not isinstance(raw, list):
-        reader.problem(f"{where}.{key}", f"expected a list, got {type(raw).__name__}")
-        return None
-    if not raw:
-        return None
-    return tuple(reader.coerce_number(value, f"{where}.{key}[{i}]", scale) for i, value in enumerate(raw))
+def measured_in(day: EnergyDay) -> frozenset[str]:
+    """What this day shows the site measures: channels with a value, loads with energy."""
+    channels = (name for name, series in day.channels.items() if any(v is not None for v in series))
+    return frozenset((*channels, *(name for name, series in day.loads.items() if any(series))))
+
+
+def local_date(midnight: float, utc_offset: float = DEFAULT_UTC_OFFSET) -> date:
+    """The site's local date of a day that starts at ``midnight`` (Unix time of its local midnight).
+
+    A local midnight alone is ambiguous (midnight in UTC+13 is midnight in UTC-11 of the day before), so
+    the site's UTC offset, learned from ``today`` where it can be, places it; half a day of margin absorbs
+    daylight-saving changes. The default, UTC+1, places every zone from UTC-10 to UTC+13 right.
+    """
+    return datetime.fromtimestamp(midnight + utc_offset + 43200, UTC).date()
+
+
+class _Bucket:
+    """Reads per-interval arrays in base units, each value within 0 and the site's most per interval."""
+
+    def __init__(self, item: Mapping[str, Any], where: str, reader: Reader, max_joules: float) -> None:
+        self._item, self._where, self._reader, self._max_joules = item, where, reader, max_joules
+
+    def series(self, key: str, scale: float, maximum: float | None = None) -> Series | None:
+        """None for a missing key or ``[]`` (not measured)."""
+        raw = self._item.get(key)
+        if raw is None:
+            return None
+        if not isinstance(raw, list):
+            self._reader.problem(f"{self._where}.{key}", f"expected a list, got {type(raw).__name__}")
+            return None
+        if not raw:
+            return None
+        top = self._max_joules if maximum is None else maximum
+        read = self._reader.coerce_number
+        return tuple(read(value, f"{self._where}.{key}[{i}]", scale, 0.0, top) for i, value in enumerate(raw))

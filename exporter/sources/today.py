@@ -11,6 +11,9 @@ Refreshed every 5 minutes (the site reports in 15-minute intervals). Sample outp
 Units, per field: ``battery_details.aggregate_soc`` and the ``batteryConfig`` percentages are % (→ ratio);
 ``last_report_date`` is epoch s; the energy arrays are Wh per interval (see ``energy_day``).
 
+``start_date`` is the date of today's stats item, **not** the site's first day (that one comes from
+``lifetime_energy``). It is read only to learn the site's UTC offset, which places days by their local date.
+
 Power is the mean of the latest *settled* interval: the newest closed bucket keeps growing for several
 minutes after it closes (a first read is about a third of its final value), so an interval counts only once a
 whole interval length has passed since its end, and only if the site had reported past its end.
@@ -21,10 +24,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
-from exporter.sources.energy_day import EnergyDay, parse_day
+from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS, EnergyDay, parse_day
 from exporter.values import PERCENT_TO_RATIO, Parsed, Reader, require_object
 
 ENDPOINT = "today"
@@ -42,7 +45,7 @@ _PROFILE_ALIASES = {
 
 @dataclass(frozen=True, slots=True)
 class Today:
-    site_start_date: str | None  # YYYY-MM-DD, the first day the site reported
+    utc_offset_seconds: float | None  # the site's offset from UTC today, where the payload tells it
     last_report_timestamp: float | None
     state_of_charge_ratio: float | None
     backup_reserve_ratio: float | None
@@ -58,25 +61,33 @@ def path(site_id: str) -> str:
     return f"/pv/systems/{site_id}/today"
 
 
-def parse(payload: Any, now: float) -> Parsed[Today]:
-    """``now`` decides which intervals have settled; it is a parameter so the parser stays pure."""
+def parse(
+    payload: Any,
+    now: float,
+    *,
+    max_power_watts: float = DEFAULT_MAX_SITE_POWER_WATTS,
+    measured: frozenset[str] = frozenset(),
+) -> Parsed[Today]:
+    """``now`` decides which intervals have settled; it is a parameter so the parser stays pure.
+    ``max_power_watts`` and ``measured`` (what the site measures, from its history) are those of
+    ``energy_day.parse_day``."""
     body = require_object(payload, "today")
     reader = Reader()
     battery = reader.mapping(body, "battery_details", "today")
     config = reader.mapping(body, "batteryConfig", "today")
     last_report = reader.timestamp(body, "last_report_date", "today", epoch_unit="s")
-    day = _parse_today_stats(body, reader)
+    day = _parse_today_stats(body, reader, max_power_watts, measured)
     power, interval_end = _settled_power(day, now, last_report) if day else ({}, None)
+
+    def ratio(obj: Mapping[str, Any], key: str, where: str) -> float | None:
+        return reader.number(obj, key, where, scale=PERCENT_TO_RATIO, minimum=0.0, maximum=1.0)
+
     today = Today(
-        site_start_date=_start_date(body, reader),
+        utc_offset_seconds=_utc_offset(body, day, reader),
         last_report_timestamp=last_report,
-        state_of_charge_ratio=reader.number(
-            battery, "aggregate_soc", "battery_details", scale=PERCENT_TO_RATIO
-        ),
-        backup_reserve_ratio=reader.number(
-            config, "battery_backup_percentage", "batteryConfig", scale=PERCENT_TO_RATIO
-        ),
-        very_low_soc_ratio=reader.number(config, "very_low_soc", "batteryConfig", scale=PERCENT_TO_RATIO),
+        state_of_charge_ratio=ratio(battery, "aggregate_soc", "battery_details"),
+        backup_reserve_ratio=ratio(config, "battery_backup_percentage", "batteryConfig"),
+        very_low_soc_ratio=ratio(config, "very_low_soc", "batteryConfig"),
         charge_from_grid=reader.flag(config, "charge_from_grid", "batteryConfig"),
         profile=_profile(config, reader),
         day=day,
@@ -86,13 +97,22 @@ def parse(payload: Any, now: float) -> Parsed[Today]:
     return Parsed(today, tuple(reader.problems))
 
 
-def _parse_today_stats(body: Mapping[str, Any], reader: Reader) -> EnergyDay | None:
+def _parse_today_stats(
+    body: Mapping[str, Any], reader: Reader, max_power_watts: float, measured: frozenset[str]
+) -> EnergyDay | None:
     items = reader.objects(body, "stats", "today")
     if not items:
         return None
     if len(items) > 1:
         reader.problem("today.stats", f"expected one item, got {len(items)}; the last one is used")
-    return parse_day(items[-1], "today.stats", reader)
+    return parse_day(
+        items[-1],
+        "today.stats",
+        reader,
+        max_power_watts=max_power_watts,
+        measured=measured,
+        day_has_begun=True,
+    )
 
 
 def _settled_power(
@@ -126,15 +146,23 @@ def _profile(config: Mapping[str, Any], reader: Reader) -> str | None:
     return "unknown"
 
 
-def _start_date(body: Mapping[str, Any], reader: Reader) -> str | None:
+def _utc_offset(body: Mapping[str, Any], day: EnergyDay | None, reader: Reader) -> float | None:
+    """The site's UTC offset from today's date (``start_date``) and today's local midnight (``start_time``).
+
+    None where they do not fit together as one day's midnight in some time zone: a payload in the seeds'
+    shape, where ``start_date`` was read as the site's first day, or no stats at all.
+    """
     raw = body.get("start_date")
-    if raw is None:
+    if not isinstance(raw, str):
+        return None  # absent, or a number as some shapes send: not needed, the default offset serves
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw.strip()):
+            raise ValueError
+        midnight_utc = datetime.combine(date.fromisoformat(raw.strip()), time(), UTC).timestamp()
+    except ValueError:
+        reader.problem("today.start_date", f"not a date: {raw[:40]!r}")
         return None
-    if isinstance(raw, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw.strip()):
-        try:
-            return date.fromisoformat(raw.strip()).isoformat()
-        except ValueError:
-            reader.problem("today.start_date", f"not a date: {raw!r}")
-            return None
-    seconds = reader.timestamp(body, "start_date", "today", epoch_unit="s")
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).date().isoformat()
+    if day is None:
+        return None
+    offset = midnight_utc - day.start_timestamp
+    return offset if -12 * 3600 <= offset <= 14 * 3600 else None
