@@ -5,7 +5,7 @@
 Both run the real exporter against the demo cloud on 127.0.0.1, time-lapsed (``exporter.demo.timelapse``:
 the jobs ``PollScheduler`` plans, with their jitter, the charging interval and the budget, run on a fake
 clock). They cover the same hours of a June afternoon and evening, when the demo's car charges. The exporter
-runs at its defaults; the reference is a plain poller that fetches all four endpoints at the EV status
+runs at its defaults; the reference is a plain poller that fetches every endpoint at the EV status
 interval (60 s), as a naive exporter would. Requests are what the cloud saw, logins included.
 
 The worst age of a source is the longest time between two successful polls (from the first success on). EV
@@ -115,6 +115,7 @@ AGE_ROWS = (
     "ev_status, charging began unseen",
     "ev_summary",
     "today",
+    "lifetime_energy",
     "daily_energy",
 )
 

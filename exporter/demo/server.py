@@ -125,6 +125,10 @@ class DemoCloud:
                 target=self._server.serve_forever, args=(0.1,), name="demo-enlighten", daemon=True
             )
             self._thread.start()
+            # The walk through years of simulated days takes seconds of CPU; begun now, at most the first
+            # answers wait for it (lifetime_energy, asked first, needs all of it).
+            day = sim.local_day(self.clock())
+            threading.Thread(target=sim.warm_up, args=(day,), name="demo-warm-up", daemon=True).start()
         return self.base_url
 
     def stop(self) -> None:

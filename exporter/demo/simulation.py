@@ -450,6 +450,12 @@ def day_totals(day: date) -> Mapping[str, int]:
     return dict(_HISTORY.totals(day))
 
 
+def warm_up(day: date) -> None:
+    """Walk the history up to ``day`` now, so that the first answers about it need not wait for the walk."""
+    if day > SITE_START:
+        _HISTORY.totals(day - timedelta(days=1))
+
+
 def battery_soc(ts: float) -> float:
     """State of charge in % at ``ts``, interpolated within the interval."""
     day = local_day(ts)

@@ -27,7 +27,6 @@ from exporter.config import Settings, load
 from exporter.scheduler import PollScheduler
 
 from . import payloads
-from . import simulation as sim
 from .journal import KEEP
 from .referee import Referee
 from .server import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SITE_ID, DemoCloud
@@ -96,8 +95,7 @@ class Timelapse:
         self.settings = load({}, environ)
         # The simulation's caches fill on first use; filled now, the first answers come within the short
         # read timeout instead of timing out on a cold cloud.
-        first_day = max(self.settings.history_start or sim.SITE_START, sim.SITE_START)
-        payloads.daily_energy_json(self.clock(), first_day, None)
+        payloads.lifetime_energy(self.clock())
         payloads.today(self.clock())
         self.referee = Referee(self.settings.login_backoff, session_used=self.cloud.session_used)
         self.cloud.journal.subscribe(self.referee)
