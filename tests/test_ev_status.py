@@ -101,3 +101,11 @@ def test_missing_required_flags_are_schema_drift():
 def test_unusable_payload_raises(payload):
     with pytest.raises(PayloadError):
         ev_status.parse(payload)
+
+
+def test_a_negative_session_energy_is_counted_and_left_out():
+    payload = load_fixture("ev_status_live_charging.json")
+    payload["data"]["chargers"][0]["session_d"]["e_c"] = -3542.11
+    parsed = ev_status.parse(payload)
+    assert parsed.value.chargers[0].session_energy_joules is None
+    assert any("e_c: out of range" in problem for problem in parsed.problems)

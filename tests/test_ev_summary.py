@@ -56,3 +56,20 @@ def test_legacy_shape_with_numeric_voltage_and_placeholder_network_config():
 def test_no_data_list_raises():
     with pytest.raises(PayloadError):
         ev_summary.parse({"meta": {}})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [
+        ("phaseCount", 4, "phases"),
+        ("phaseCount", 0, "phases"),
+        ("lifeTimeConsumption", -116300.14, "energy_delivered_joules"),
+        ("maxCurrent", -32, "max_current_amperes"),
+    ],
+)
+def test_values_a_charger_cannot_have_are_counted_and_left_out(key, value, field):
+    payload = load_fixture("ev_summary_live.json")
+    payload["data"][0][key] = value
+    parsed = ev_summary.parse(payload)
+    assert getattr(parsed.value.chargers[0], field) is None
+    assert [p for p in parsed.problems if key in p] == [f"data[0].{key}: out of range: {value!r}"]

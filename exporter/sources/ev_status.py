@@ -108,9 +108,9 @@ def _parse_charger(raw: Mapping[str, Any], where: str, reader: Reader) -> Charge
         return None  # without a serial the series could not be told apart; the problem is counted
     session = reader.mapping(raw, "session_d", where)
     here = f"{where}.session_d"
-    setpoint = reader.number(session, "charge_level", here)
+    setpoint = reader.number(session, "charge_level", here, minimum=0)
     if setpoint is None:
-        setpoint = reader.number(raw, "chargingLevel", where)  # legacy: on the charger itself
+        setpoint = reader.number(raw, "chargingLevel", where, minimum=0)  # legacy: on the charger itself
     start = reader.timestamp(session, "strt_chrg", here, epoch_unit="ms")
     if start is None:
         start = reader.timestamp(session, "start_time", here, epoch_unit="s")  # legacy
@@ -126,7 +126,7 @@ def _parse_charger(raw: Mapping[str, Any], where: str, reader: Reader) -> Charge
         faulted=reader.flag(raw, "faulted", where, required=True),
         connectors=_parse_connectors(raw, where, reader),
         charging_current_setpoint_amperes=setpoint,
-        session_energy_joules=reader.number(session, "e_c", here, scale=WH_TO_JOULES),
+        session_energy_joules=reader.number(session, "e_c", here, scale=WH_TO_JOULES, minimum=0),
         session_plugged_in_timestamp=reader.timestamp(session, "plg_in_at", here, epoch_unit="s"),
         session_start_timestamp=start,
         session_cost=cost,

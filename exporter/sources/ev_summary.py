@@ -79,20 +79,23 @@ def _parse_charger(raw: Mapping[str, Any], where: str, reader: Reader) -> Charge
     if not serial:
         return None
     levels = reader.mapping(raw, "chargeLevelDetails", where)
-    phases = reader.number(raw, "phaseCount", where)
-    if phases is None:
-        phases = reader.number(raw, "phaseMode", where)
+    # A charger has one to three phases; anything else is a broken value, counted and left out.
+    phase_key = "phaseCount" if raw.get("phaseCount") is not None else "phaseMode"
+    phases = reader.number(raw, phase_key, where, minimum=1, maximum=3)
     return ChargerSummary(
         serial=serial,
         name=reader.text(raw, "displayName", where),
         model=reader.text(raw, "modelName", where),
         firmware_version=reader.text(raw, "firmwareVersion", where),
-        max_current_amperes=reader.number(raw, "maxCurrent", where),
-        charge_level_min_amperes=reader.number(levels, "min", f"{where}.chargeLevelDetails"),
-        charge_level_max_amperes=reader.number(levels, "max", f"{where}.chargeLevelDetails"),
-        operating_voltage_volts=reader.number(raw, "operatingVoltage", where),
+        max_current_amperes=reader.number(raw, "maxCurrent", where, minimum=0),
+        charge_level_min_amperes=reader.number(levels, "min", f"{where}.chargeLevelDetails", minimum=0),
+        charge_level_max_amperes=reader.number(levels, "max", f"{where}.chargeLevelDetails", minimum=0),
+        operating_voltage_volts=reader.number(raw, "operatingVoltage", where, minimum=0),
         phases=phases,
-        energy_delivered_joules=reader.number(raw, "lifeTimeConsumption", where, scale=WH_TO_JOULES),
+        # A lifetime counter below zero is broken, never a reading.
+        energy_delivered_joules=reader.number(
+            raw, "lifeTimeConsumption", where, scale=WH_TO_JOULES, minimum=0
+        ),
         last_report_timestamp=reader.timestamp(raw, "lastReportedAt", where, epoch_unit="ms"),
         network_interfaces=_parse_network(raw.get("networkConfig"), f"{where}.networkConfig", reader),
     )
