@@ -69,12 +69,13 @@ def points(polled: Polled) -> list[Point]:
             return latest
         cutoff = site.today.last_report_timestamp or polled.observed_at
         return latest + list(history_points(site.site_id, (site.today.day,), cutoff))
-    if polled.source == "daily_energy" and polled.history is not None:
-        history = list(history_points(site.site_id, polled.history.days, polled.observed_at))
+    if polled.source in ("daily_energy", "lifetime_energy"):
+        history = polled.history.days if polled.history is not None else ()
+        points = list(history_points(site.site_id, history, polled.observed_at))
         if site.today is None:
-            return history
+            return points
         # The lifetime counters moved: write the latest battery and site readings again, with them.
-        return history + _latest_today(site, site.today, polled.observed_at)
+        return points + _latest_today(site, site.today, polled.observed_at)
     return []
 
 

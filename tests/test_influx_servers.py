@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from servers import InfluxDB1, VictoriaMetrics, wait_until
 
 from exporter.demo import DEMO_CHARGER_SERIAL, DEMO_SITE_ID
+from exporter.lifetime import REFRESH_DAYS
 
-# Sixty days of history rather than the demo site's three years: the same code paths, a quarter of the time.
-HISTORY_START = (date.today() - timedelta(days=60)).isoformat()
+# daily_energy asks for the UTC date REFRESH_DAYS + 1 days back through today: one point per day, and a day
+# more where the site's local date (Amsterdam) is already tomorrow's.
+RECENT_DAYS = (REFRESH_DAYS + 2, REFRESH_DAYS + 3)
 
 
 def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -33,8 +34,6 @@ def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subpro
             "exporter",
             "once",
             "--demo",
-            "--history-start",
-            HISTORY_START,
             "--influx-queue-dir",
             str(tmp_path / "queue"),
             *args,
@@ -113,7 +112,14 @@ def test_v1_write_lands_in_influxdb_with_the_values_metrics_shows(
     # Every point the exporter counted as written is in the database, once.
     stored = sum(_count(influxdb, measurement) for measurement in _measurements(influxdb))
     assert stored <= written  # today's buckets and the latest readings are written twice, and replaced
-    assert stored > 1000
+    # The last few days' buckets (older ones are backfill's): one daily point each, their buckets too
+    assert _count(influxdb, "enphase_site_daily") in RECENT_DAYS
+    assert _count(influxdb, "enphase_site_interval") > 96 * (REFRESH_DAYS + 1)
+    # and the lifetime counters, from lifetime_energy, with the latest site readings
+    [site] = influxdb.rows("SELECT last(production_joules_total) FROM enphase_site")
+    assert site["last"] == pytest.approx(
+        metric(exposition, "enphase_site_production_joules_total", site_id=DEMO_SITE_ID)
+    )
 
 
 def test_running_twice_changes_nothing(tmp_path: Path, influxdb: InfluxDB1) -> None:
@@ -152,7 +158,7 @@ def test_v1_authentication(tmp_path: Path) -> None:
         counted = server.query(
             "SELECT count(production_joules) FROM enphase_site_daily", auth=("admin", "right-password")
         )
-        assert counted["results"][0]["series"][0]["values"][0][1] >= 60
+        assert counted["results"][0]["series"][0]["values"][0][1] in RECENT_DAYS
     finally:
         server.stop()
 
@@ -192,7 +198,7 @@ def test_v2_write_lands_in_victoriametrics_with_the_values_metrics_shows(
         )
     )
     daily = series[("enphase_site_daily_production_joules", "")]
-    assert len(daily["timestamps"]) == len(set(daily["timestamps"])) >= 60  # one sample per day
+    assert len(daily["timestamps"]) == len(set(daily["timestamps"])) in RECENT_DAYS  # one sample per day
 
 
 def _measurements(server: InfluxDB1) -> list[str]:

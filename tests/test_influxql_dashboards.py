@@ -153,7 +153,7 @@ def test_every_influxql_query_returns_data(influxdb: InfluxDB1) -> None:
     boards = dict(dashboards())
     deadline = time.monotonic() + DATA_WAIT_SECONDS
     while True:
-        # The lifetime counters arrive with the daily_energy poll, 15 s after the start.
+        # The lifetime counters arrive with the lifetime_energy poll, seconds after the start.
         try:
             variables = {name: variable_values(influxdb, board) for name, board in boards.items()}
             empty = [

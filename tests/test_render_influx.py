@@ -169,6 +169,13 @@ def test_daily_energy_writes_the_latest_readings_again_with_the_new_lifetime_cou
     assert by_time(found, "enphase_site")[ns(LAST_REPORT)].fields["production_joules_total"] == 9e9
 
 
+def test_lifetime_energy_writes_the_latest_readings_again_with_the_new_lifetime_counters() -> None:
+    """The counters appear when lifetime_energy answers: InfluxDB gets them then, not 5 min later."""
+    found = points(Polled(today_site(), "lifetime_energy", observed_at=LAST_REPORT + 7200))
+    assert by_time(found, "enphase_site")[ns(LAST_REPORT)].fields["production_joules_total"] == 9e9
+    assert "enphase_site_interval" not in {point.measurement for point in found}  # no buckets in it
+
+
 def test_infinite_or_nan_values_are_never_written() -> None:
     parsed = ev_status.parse(load_fixture("ev_status_live_charging.json")).value
     charger = replace(parsed.chargers[0], session_cost=float("nan"), session_energy_joules=float("inf"))
