@@ -195,10 +195,12 @@ class Transport:
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         retries: int | None = None,
+        json_body: Any = None,
     ) -> Reply:
         """Send with retries; 429 raises ``RateLimited`` and pauses the endpoint; other statuses return.
 
-        ``retries=0`` is for logins: a retried login may leave one more session open on the server.
+        ``retries=0`` is for logins and charger control: a retried login may leave one more session open on
+        the server, and a retried start or stop may act twice, or act after the user gave up.
         """
         retries = self._retries if retries is None else retries
         for attempt in range(retries + 1):
@@ -207,7 +209,7 @@ class Transport:
             if self._budget is not None and not self._budget.try_take():
                 raise BudgetExhausted(f"{endpoint}: hourly request budget spent, request not sent")
             try:
-                reply = self._send_once(endpoint, method, path, params, data, headers)
+                reply = self._send_once(endpoint, method, path, params, data, headers, json_body)
             except UpstreamUnavailable:
                 if last_try:
                     raise
@@ -246,6 +248,7 @@ class Transport:
         params: Mapping[str, str] | None,
         data: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
+        json_body: Any = None,
     ) -> Reply:
         session = self._session()
         started = time.perf_counter()
@@ -256,6 +259,7 @@ class Transport:
                 self.base_url + path,
                 params=params,
                 data=data,
+                json=json_body,
                 headers=dict(headers or {}),
                 timeout=self._timeout,
                 allow_redirects=False,  # a redirect to the login page is an expired session, not content
@@ -337,6 +341,14 @@ class Authenticator(Protocol):
     def alive(self, generation: int) -> bool | None: ...  # None: cannot tell
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a control request got back: the status, and the JSON body where there is one."""
+
+    status: int
+    payload: Any = field(default=None, repr=False)  # a refusal may echo what it was sent
+
+
 class CloudClient:
     def __init__(self, transport: Transport, auth: Authenticator) -> None:
         self.transport = transport
@@ -370,6 +382,41 @@ class CloudClient:
         self._alive_generation = used.generation
         self.auth.accepted()
         return payload
+
+    def send_json(self, endpoint: str, method: str, path: str, body: Any = None) -> Answer:
+        """A request that changes something (charger control), sent once: never retried.
+
+        A timeout, a connection error or a 5xx raises ``UpstreamUnavailable`` after that single attempt. The
+        cloud may have acted on it, and sending it again could start or stop a charge twice, or long after
+        the user gave up. The one exception is a rejected session: a rejected request was not carried out,
+        so it goes again once with the renewed session. Every other answer returns, for the caller to judge
+        (for control, 400/404/405 mean "another form of the request", 409/422 "nothing to do").
+        The session token also travels as a bearer token: the scheduler and control services want it.
+        """
+        credentials = self.auth.credentials()
+        reply = self._send_once(endpoint, method, path, body, credentials)
+        # A 200 that is not JSON is a plain success here (some control answers have no body); only a
+        # login page means the session ended.
+        if session_expired(reply, plain_text_is_content=True):
+            self.auth.expired(credentials.generation)
+            renewed = self.auth.credentials()
+            if renewed.generation == credentials.generation:
+                raise SessionExpired(f"{endpoint}: the session was rejected (HTTP {reply.status})")
+            reply = self._send_once(endpoint, method, path, body, renewed)
+        try:
+            payload = json.loads(reply.body) if reply.body.strip() and not reply.is_html else None
+        except (ValueError, RecursionError):
+            payload = None
+        if reply.status < 300:
+            self.auth.accepted()
+        return Answer(reply.status, payload)
+
+    def _send_once(self, endpoint: str, method: str, path: str, body: Any, credentials: Credentials) -> Reply:
+        headers = dict(credentials.headers)
+        token = headers.get("e-auth-token")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.transport.request(endpoint, method, path, headers=headers, json_body=body, retries=0)
 
     def _session_ended(self, generation: int) -> bool:
         """Whether a rejecting path met an ended session this time, rather than its usual refusal.
