@@ -190,6 +190,10 @@ def once(settings: Settings) -> int:
         site_ids = settings.site_ids or _discover(exporter.client)
         succeeded = bool(site_ids)  # a shard with no site of its own is no failure; no site at all is
         site_ids = _my_share(settings, site_ids)
+        gateway = exporter.poller.gateway
+        if gateway is not None and "ev_status" in settings.sources:
+            gateway.assign_site(site_ids)
+            gateway.discover()
         for site_id in site_ids:
             for source in (source for source in ONCE_ORDER if source in settings.sources):
                 succeeded &= exporter.poller.poll(site_id, source)

@@ -34,8 +34,13 @@ def test_budget_stretches_intervals_instead_of_exceeding_it():
 
 
 class RecordingPoller:
+    gateway = None
+
     def __init__(self, store: SnapshotStore, charging: list[bool]) -> None:
         self.store, self.charging, self.calls = store, charging, []
+
+    def ev_status_via_gateway(self, site_id: str) -> bool:
+        return False
 
     def poll(self, site_id: str, source: str) -> bool:
         self.calls.append((site_id, source))
