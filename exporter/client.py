@@ -505,7 +505,7 @@ class GatewayTransport:
         self._session.headers["User-Agent"] = USER_AGENT
         self._session.verify = False  # the fingerprint below is the check; a self-signed chain never verifies
         if cert_sha256 is not None:
-            self._session.mount(self.base_url + "/", _PinnedAdapter(cert_sha256))
+            self._session.mount("https://", _PinnedAdapter(cert_sha256))  # every request, whatever the URL
         else:
             warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
         self._lock = threading.Lock()  # one requests.Session, used by one poll at a time

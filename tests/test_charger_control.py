@@ -25,6 +25,7 @@ from exporter.demo import simulation as sim
 
 SERIAL = DEMO_CHARGER_SERIAL
 START_PATHS = ("start_charging", "stop_charging", "trigger_message")
+PREFERENCE = f"/service/evse_scheduler/api/v1/iqevc/charging-mode/{SITE}/EV1111111111/preference"
 
 
 def moment(plugged_in: bool, charging: bool, faulted: bool = False) -> float:
@@ -224,11 +225,13 @@ def test_the_demo_cloud_takes_every_regional_form(demo):
 
 
 class OneFormCloud:
-    """Takes start only as PUT + ev_charger + snake_case, stop only as PUT + ev_charger; else 404/405/400."""
+    """Takes start and trigger only as PUT + ev_charger + snake_case, stop only as PUT + ev_charger (else
+    404/405/400), and the charge mode as the scheduler takes it."""
 
     def __init__(self, control_status: int | None = None) -> None:
         self.control_status = control_status  # answer every control request with this, when set
         self.controls: list[tuple[str, str, dict | None]] = []
+        self.mode = "MANUAL_CHARGING"
         cloud = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -240,6 +243,8 @@ class OneFormCloud:
                     return self._send(200, (FIXTURES / "ev_status_live_charging.json").read_bytes())
                 if path == f"/service/evse_controller/api/v2/{SITE}/ev_chargers/summary":
                     return self._send(200, (FIXTURES / "ev_summary_live.json").read_bytes())
+                if path == PREFERENCE and self.headers.get("Authorization") == f"Bearer {PASTED_TOKEN}":
+                    return self._preference()
                 self._send(404, b'{"message": "not found"}')
 
             def do_POST(self) -> None:
@@ -256,14 +261,27 @@ class OneFormCloud:
                     return
                 if cloud.control_status is not None:
                     return self._send(cloud.control_status, b'{"message": "trouble"}')
+                if self.path == PREFERENCE and method == "PUT" and self.headers.get("Authorization"):
+                    cloud.mode = body["mode"]
+                    return self._preference()
                 base = f"/service/evse_controller/{SITE}/ev_charger/EV1111111111/"
-                if self.path not in (base + "start_charging", base + "stop_charging"):
+                actions = ("start_charging", "stop_charging", "trigger_message")
+                if self.path not in [base + action for action in actions]:
                     return self._send(404, b'{"message": "not found"}')
                 if method != "PUT":
                     return self._send(405, b'{"message": "method not allowed"}')
-                if self.path.endswith("start_charging") and (body is None or "charging_level" not in body):
-                    return self._send(400, b'{"message": "charging_level is required"}')
+                needed = {"start_charging": "charging_level", "trigger_message": "requested_message"}
+                key = needed.get(self.path.rsplit("/", 1)[1])
+                if key is not None and (body is None or key not in body):
+                    return self._send(400, f'{{"message": "{key} is required"}}'.encode())
                 self._send(200, b'{"status": "accepted"}')
+
+            def _preference(self) -> None:
+                modes = {
+                    "manualCharging": {"enabled": cloud.mode == "MANUAL_CHARGING"},
+                    "greenCharging": {"enabled": cloud.mode == "GREEN_CHARGING"},
+                }
+                self._send(200, json.dumps({"data": {"modes": modes}}).encode())
 
             def _authorised(self) -> bool:
                 if (
@@ -352,7 +370,21 @@ def test_stop_finds_its_own_form_and_a_dry_run_shows_the_remembered_one(one_form
     assert one_form.controls == []
 
 
+def test_trigger_and_mode_and_list_against_the_one_form_cloud(one_form, capsys, tmp_path):
+    code, out = charger(capsys, "trigger", "--serial", "EV1111111111", "MeterValues", "--json")
+    assert code == 0 and json.loads(out)["form"] == "PUT ev_charger snake"
+    assert one_form.controls[-1][2] == {"requested_message": "MeterValues"}
+    assert len(one_form.controls) == 8  # the last of the eight forms
+    assert charger(capsys, "mode", "--serial", "EV1111111111", "green")[0] == 0
+    assert one_form.controls[-1] == ("PUT", PREFERENCE, {"mode": "GREEN_CHARGING"})
+    code, out = charger(capsys, "list")
+    assert code == 0 and "EV1111111111" in out and "mode green" in out
+    saved = json.loads((tmp_path / "session.json").read_text())["control_forms"]
+    assert list(saved.values()) == [{"trigger": "PUT ev_charger snake"}]
+
+
 def test_a_cloud_that_takes_no_form_is_a_refusal(one_form, capsys):
+    one_form.control_status = 404
     code, out = charger(capsys, "trigger", "--serial", "EV1111111111", "MeterValues")
     assert code == 1
     assert "accepted none of the 8 forms" in out
