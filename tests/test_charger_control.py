@@ -4,10 +4,12 @@ requests against a scripted cloud that takes only one of them."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +28,17 @@ from exporter.demo import simulation as sim
 SERIAL = DEMO_CHARGER_SERIAL
 START_PATHS = ("start_charging", "stop_charging", "trigger_message")
 PREFERENCE = f"/service/evse_scheduler/api/v1/iqevc/charging-mode/{SITE}/EV1111111111/preference"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """``cli.main`` sets up logging to this test's captured stderr; later tests must not write to it."""
+    root, scheduler_log = logging.getLogger(), logging.getLogger("apscheduler")
+    saved = root.handlers[:], root.level, scheduler_log.level
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    scheduler_log.setLevel(saved[2])
 
 
 def moment(plugged_in: bool, charging: bool, faulted: bool = False) -> float:
@@ -232,6 +245,7 @@ class OneFormCloud:
         self.control_status = control_status  # answer every control request with this, when set
         self.controls: list[tuple[str, str, dict | None]] = []
         self.mode = "MANUAL_CHARGING"
+        self.delay = 0.0  # seconds before a control request is answered
         cloud = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -257,6 +271,7 @@ class OneFormCloud:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 body = json.loads(raw) if raw else None
                 cloud.controls.append((method, self.path, body))
+                time.sleep(cloud.delay)
                 if not self._authorised():
                     return
                 if cloud.control_status is not None:
@@ -303,6 +318,7 @@ class OneFormCloud:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.handle_error = lambda *args: None  # a client that timed out has gone: expected here
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> OneFormCloud:
@@ -409,6 +425,23 @@ def test_send_json_is_not_retried_on_5xx_even_with_retries_configured(one_form):
     )
     client = CloudClient(transport, PastedHeaders(PASTED_TOKEN, PASTED_COOKIE, one_form.base_url + "/"))
     with pytest.raises(UpstreamUnavailable):
+        client.send_json(
+            "stop_charging", "PUT", f"/service/evse_controller/{SITE}/ev_charger/EV1111111111/stop"
+        )
+    assert len(one_form.controls) == 1
+
+
+def test_send_json_is_not_retried_after_a_timeout(one_form):
+    one_form.delay = 1.0
+    transport = Transport(
+        one_form.base_url,
+        RequestMetrics(CollectorRegistry()),
+        retries=3,
+        read_timeout=0.2,
+        sleep=lambda _: None,
+    )
+    client = CloudClient(transport, PastedHeaders(PASTED_TOKEN, PASTED_COOKIE, one_form.base_url + "/"))
+    with pytest.raises(UpstreamUnavailable, match="timed out"):
         client.send_json(
             "stop_charging", "PUT", f"/service/evse_controller/{SITE}/ev_charger/EV1111111111/stop"
         )
