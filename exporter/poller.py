@@ -158,6 +158,8 @@ class Poller:
         return self.gateway is not None and self.gateway.serves(site_id)
 
     def _ev_status(self, site_id: str, now: float) -> Fetched:
+        if self.gateway is not None and self.gateway.site_id == site_id:
+            self.gateway.rediscover_if_due()
         if self.gateway is not None and self.gateway.serves(site_id):
             try:
                 parsed = self.gateway.ev_status()

@@ -17,7 +17,7 @@ from exporter import cli, config
 from exporter.app import build
 from exporter.client import GatewayCertificateMismatch, GatewayTransport, GatewayUnauthorized
 from exporter.demo import DEMO_CHARGER_SERIAL, DEMO_EMAIL, DEMO_PASSWORD, DEMO_SITE_ID, DemoCloud
-from exporter.sources.gateway import parse_chargers
+from exporter.sources.gateway import RETRY_SECONDS, Gateway, parse_chargers
 from exporter.values import PayloadError
 
 CLOUD_STATUS = f"/service/evse_controller/{DEMO_SITE_ID}/ev_chargers/status"
@@ -250,3 +250,24 @@ def test_the_gateway_token_can_come_from_a_file(tmp_path):
     assert settings.gateway.token.reveal() == GATEWAY_TOKEN
     assert settings.gateway.cert_sha256 == "ab" * 32
     assert GATEWAY_TOKEN not in repr(settings)
+
+
+def test_a_gateway_down_at_start_is_asked_again_after_a_few_minutes_not_hours(tmp_path):
+    now = [1000.0]
+    with DemoGateway(tmp_path, clock=lambda: NOW) as demo_gateway:
+        demo_gateway.failing = True
+        registry = CollectorRegistry()
+        transport = GatewayTransport(
+            demo_gateway.url, GATEWAY_TOKEN, registry, cert_sha256=demo_gateway.fingerprint
+        )
+        gateway = Gateway(transport, registry, clock=lambda: now[0])
+        gateway.assign_site((DEMO_SITE_ID,))
+        gateway.discover()
+        assert not gateway.serves(DEMO_SITE_ID)
+        demo_gateway.failing = False
+        gateway.rediscover_if_due()
+        assert demo_gateway.requests == ["/ivp/pdm/chargers"]  # not yet: the retry waits
+        now[0] += RETRY_SECONDS
+        gateway.rediscover_if_due()
+    assert gateway.serves(DEMO_SITE_ID)
+    assert registry.get_sample_value("enphase_gateway_up") == 1

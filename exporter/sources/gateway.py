@@ -7,8 +7,8 @@
 
 Current firmware answers owner tokens 401 (installer scope only). Then one log line says so,
 ``enphase_gateway_up`` is 0, the cloud is used, and the gateway is not asked again before the next
-discovery. Any other failure hands EV status to the cloud in the same poll; the gateway is tried again after
-``RETRY_SECONDS``. Sample output::
+discovery. Any other failure (of a status read, or of a discovery) hands EV status to the cloud in the same
+poll; the gateway is tried again after ``RETRY_SECONDS``. Sample output::
 
     enphase_gateway_up 1.0
     enphase_source_up{site_id="1234567",source="gateway"} 1.0
@@ -88,6 +88,7 @@ class Gateway:
         self.site_id: str | None = None  # set by assign_site
         self._serials: tuple[str, ...] = ()
         self._refused = False  # a 401: not asked again before the next discovery
+        self._discovery_failed = False  # not a 401: asked again after RETRY_SECONDS, not hours later
         self._retry_at = 0.0
         self._up = Gauge(
             "enphase_gateway_up",
@@ -122,19 +123,27 @@ class Gateway:
                 and self._clock() >= self._retry_at
             )
 
+    def rediscover_if_due(self) -> None:
+        """A discovery that failed for another reason than 401 (the gateway was down at start) is tried
+        again after ``RETRY_SECONDS``, at the next EV status poll, rather than at the next discovery."""
+        with self._lock:
+            due = self._discovery_failed and not self._refused and self._clock() >= self._retry_at
+        if due:
+            self.discover()
+
     def discover(self) -> None:
         """Ask which chargers the gateway has. Also ends the pause after a 401: firmware may have changed."""
         try:
             serials = parse_chargers(self._transport.get_json(CHARGERS_ENDPOINT, CHARGERS_PATH))
-        except GatewayError as error:
-            self._failed(error)
-            return
-        except PayloadError as error:
-            self._failed(GatewayError(str(error)))
+        except (GatewayError, PayloadError) as error:
+            with self._lock:
+                self._discovery_failed = True
+            self._failed(error if isinstance(error, GatewayError) else GatewayError(str(error)))
             return
         with self._lock:
             was_in_use = bool(self._serials) and not self._refused
             self._serials, self._refused, self._retry_at = serials, False, 0.0
+            self._discovery_failed = False
         self._up.set(1)
         if serials and not was_in_use:
             log.info(
