@@ -137,10 +137,10 @@ class ChargerControl:
         lines = []
         for site_id in self._sites():
             status = self._status(site_id)
-            limits = self._limits(site_id)
+            limits = self._limits(site_id) if status and status.chargers else {}
             chargers = []
             lines.append(f"Site {site_id}")
-            for charger in status.chargers:
+            for charger in status.chargers if status else ():
                 mode = self._mode(site_id, charger.serial)
                 low, high = limits.get(charger.serial, (None, None))
                 state = _state_words(charger)
@@ -162,7 +162,7 @@ class ChargerControl:
                 lines.append(
                     f"  {charger.serial}  {charger.name or ''}  {state}{amps}, mode {mode or 'unknown'}"
                 )
-            if not status.chargers:
+            if not chargers:
                 lines.append("  no charger")
             listed.append({"site_id": site_id, "chargers": chargers})
         return Outcome(0, "\n".join(lines), {"sites": listed})
@@ -317,18 +317,10 @@ class ChargerControl:
         candidates = (site,) if site else self._sites()
         known: list[str] = []
         for site_id in candidates:
-            try:
-                serials = [charger.serial for charger in self._status(site_id).chargers]
-            except ReadFailed as failure:
-                if (
-                    site
-                    and isinstance(failure.__cause__, UpstreamError)
-                    and failure.__cause__.status in (403, 404)
-                ):
-                    raise BadInput(
-                        f"--site {site}: the cloud knows no chargers of that site for this account"
-                    ) from None
-                raise
+            status = self._status(site_id)
+            if status is None and site:
+                raise BadInput(f"--site {site}: the cloud knows no chargers of that site for this account")
+            serials = [charger.serial for charger in status.chargers] if status else []
             if serial in serials:
                 return site_id
             known += serials
@@ -337,11 +329,17 @@ class ChargerControl:
             f"--serial {serial}: not a charger of site {', '.join(candidates)} (its chargers: {listed})"
         )
 
-    def _status(self, site_id: str) -> ev_status.EvStatus:
+    def _status(self, site_id: str) -> ev_status.EvStatus | None:
+        """The site's EV status; None for a site without a charger, which answers 403 or 404
+        (ENLIGHTEN_API.md §2): one such site must not hide the chargers of the others."""
         try:
             return ev_status.parse(self._client.get_json(ev_status.ENDPOINT, ev_status.path(site_id))).value
+        except UpstreamError as error:
+            if error.status in (403, 404):
+                return None
+            raise ReadFailed(f"cannot read the chargers of site {site_id}: {error}") from None
         except (CloudError, PayloadError) as error:
-            raise ReadFailed(f"cannot read the chargers of site {site_id}: {error}") from error
+            raise ReadFailed(f"cannot read the chargers of site {site_id}: {error}") from None
 
     def _limits(self, site_id: str) -> dict[str, tuple[float | None, float | None]]:
         try:

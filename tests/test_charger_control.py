@@ -101,6 +101,17 @@ def test_list_shows_each_charger_with_its_state_limits_and_mode(demo, capsys):
     assert listed["chargers"][0]["charge_level_max_amperes"] == 32
 
 
+def test_a_site_without_a_charger_hides_neither_the_list_nor_the_other_sites_charger(
+    demo, capsys, monkeypatch
+):
+    monkeypatch.setenv("ENPHASE_SITE_ID", f"7777777,{DEMO_SITE_ID}")  # the demo answers 404 for 7777777
+    code, out = charger(capsys, "list")
+    assert code == 0
+    assert out.startswith("Site 7777777\n  no charger\nSite 1234567\n")
+    code, out = charger(capsys, "stop", "--serial", SERIAL, "--json")
+    assert code == 0 and json.loads(out)["site_id"] == DEMO_SITE_ID
+
+
 def test_a_started_charge_charges_at_the_asked_current_and_a_stopped_one_stops(demo, capsys):
     cloud, clock = demo
     code, out = charger(capsys, "start", "--serial", SERIAL, "--amps", "20")
