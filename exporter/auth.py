@@ -163,8 +163,10 @@ class SessionFile:
 
     def remember_control_form(self, action: str, form: str) -> None:
         saved = self._read_quietly()
-        forms = saved.get(CONTROL_FORMS) if isinstance(saved.get(CONTROL_FORMS), dict) else {}
-        mine = forms.get(self._account) if isinstance(forms.get(self._account), dict) else {}
+        forms = saved.get(CONTROL_FORMS)
+        forms = forms if isinstance(forms, dict) else {}
+        mine = forms.get(self._account)
+        mine = mine if isinstance(mine, dict) else {}
         saved[CONTROL_FORMS] = {**forms, self._account: {**mine, action: form}}
         self._write(saved)  # the session in the file, if any, is written back unchanged
 

@@ -788,7 +788,15 @@ def _gateway(values: dict[str, Any]) -> GatewaySettings | None:
             "ENPHASE_GATEWAY_CERT_SHA256: the gateway's certificate is self-signed; pin it by its SHA-256 "
             "fingerprint, or set ENPHASE_GATEWAY_INSECURE_SKIP_VERIFY=1 to accept any (not both)"
         )
-    return GatewaySettings(*given.values(), *intervals)
+    return GatewaySettings(
+        url=given["url"],
+        token=given["token"],
+        cert_sha256=given["cert_sha256"],
+        insecure_skip_verify=given["insecure_skip_verify"],
+        site_id=given["site_id"],
+        ev_status_interval=intervals[0],
+        discovery_interval=intervals[1],
+    )
 
 
 def markdown_table() -> str:

@@ -393,7 +393,7 @@ def run(
 ) -> int:
     control = ChargerControl(client, memory, site_ids, dry_run=bool(options.get("dry_run")))
     as_json = bool(options.get("json"))
-    serial, site = options.get("serial"), options.get("site")
+    serial, site = str(options.get("serial")), options.get("site")  # argparse requires --serial but for list
     try:
         if command == "list":
             outcome = control.list()

@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -72,7 +72,7 @@ class _Request:
     body: bytes
     session_id: str  # empty on routes that need no session
     method: str = "GET"
-    match: Mapping[str, str] | None = None  # the path's named parts
+    match: Mapping[str, str] = field(default_factory=dict)  # the path's named parts
     bearer: bool = False  # an Authorization: Bearer header came along
 
 
