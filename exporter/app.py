@@ -18,12 +18,13 @@ from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__
 from exporter.auth import AuthState, PasswordLogin, PastedHeaders, SessionFile
-from exporter.client import CloudClient, RequestBudget, RequestMetrics, Transport
+from exporter.client import CloudClient, GatewayTransport, RequestBudget, RequestMetrics, Transport
 from exporter.config import Secret, Settings
 from exporter.influx import InfluxOutput, build_output
 from exporter.poller import Poller, Telemetry
 from exporter.render_prometheus import Intervals, SnapshotCollector
 from exporter.snapshot import SnapshotStore
+from exporter.sources.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def build(
     client = CloudClient(transport, auth)
     store = SnapshotStore()
     influx = build_output(settings.influx, registry) if settings.influx else None
+    gateway = _gateway(settings, registry)
     poller = Poller(
         client,
         store,
@@ -95,6 +97,7 @@ def build(
         sources=settings.sources,
         listeners=(influx,) if influx else (),
         clock=clock,
+        gateway=gateway,
     )
     intervals = Intervals(
         settings.ev_status_interval,
@@ -114,6 +117,19 @@ def build(
     if process_metrics:
         ProcessCollector(registry=registry)
     return Exporter(settings, registry, store, client, poller, auth.state, influx)
+
+
+def _gateway(settings: Settings, registry: CollectorRegistry) -> Gateway | None:
+    config = settings.gateway
+    if config is None:
+        return None
+    if config.insecure_skip_verify:
+        log.warning(
+            "ENPHASE_GATEWAY_INSECURE_SKIP_VERIFY: the gateway's certificate is not checked; anyone on the "
+            "network path could read its token. Pin it with ENPHASE_GATEWAY_CERT_SHA256 instead."
+        )
+    transport = GatewayTransport(config.url, config.token.reveal(), registry, cert_sha256=config.cert_sha256)
+    return Gateway(transport, registry, site_id=config.site_id)
 
 
 @contextmanager

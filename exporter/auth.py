@@ -42,6 +42,7 @@ TOKEN_REFRESH_MARGIN = 600.0  # refresh this long before the token's exp
 TRANSIENT_LOGIN_PAUSE = 60.0  # after a login that failed for no stated reason; doubles each time
 TOKEN_REFRESH_RETRY = 300.0  # after a refresh attempt, the next one waits at least this long
 JWT_TOKEN_PATH = "/app-api/jwt_token.json"
+CONTROL_FORMS = "control_forms"  # session file key: {account hash: {action: form name}}
 
 
 class SessionFileError(AuthError):
@@ -145,14 +146,43 @@ class SessionFile:
         )
 
     def save(self, session: CloudSession) -> None:
+        saved = self._read_quietly()
+        content = {"account": self._account, "cookies": dict(session.cookies), "token": session.token}
+        if isinstance(saved.get(CONTROL_FORMS), dict):
+            content[CONTROL_FORMS] = saved[CONTROL_FORMS]  # a new session keeps what `charger` learnt
+        self._write(content)
+
+    def control_forms(self) -> dict[str, str]:
+        """Which form of each charger control request this account's cloud accepted (action -> form name).
+
+        Kept beside the session because it belongs to the account's region; a file written before this
+        key existed simply has none."""
+        forms = self._read_quietly().get(CONTROL_FORMS, {})
+        mine = forms.get(self._account) if isinstance(forms, dict) else None
+        return {str(k): str(v) for k, v in mine.items()} if isinstance(mine, dict) else {}
+
+    def remember_control_form(self, action: str, form: str) -> None:
+        saved = self._read_quietly()
+        forms = saved.get(CONTROL_FORMS)
+        forms = forms if isinstance(forms, dict) else {}
+        mine = forms.get(self._account)
+        mine = mine if isinstance(mine, dict) else {}
+        saved[CONTROL_FORMS] = {**forms, self._account: {**mine, action: form}}
+        self._write(saved)  # the session in the file, if any, is written back unchanged
+
+    def _read_quietly(self) -> dict[str, Any]:
+        try:
+            saved = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return saved if isinstance(saved, dict) else {}
+
+    def _write(self, content: Mapping[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        content = json.dumps(
-            {"account": self._account, "cookies": dict(session.cookies), "token": session.token}
-        )
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
-            handle.write(content)
+            handle.write(json.dumps(content))
         os.replace(temporary, self.path)  # atomic: a crash never leaves half a session
 
     def modified(self) -> float | None:

@@ -1,4 +1,5 @@
-"""Command line: ``serve`` (scheduler + /metrics), ``once`` (poll everything once, print), ``login`` (MFA).
+"""Command line: ``serve`` (scheduler + /metrics), ``once`` (poll everything once, print), ``login`` (MFA),
+``backfill`` (history), ``charger`` (control: list, start, stop, mode, trigger; see control.py).
 
 A configuration error prints one line naming the setting and exits with status 2 — never a traceback.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from exporter import __version__, exposition, logs, shard, sites
+from exporter import __version__, control, exposition, logs, shard, sites
 from exporter import backfill as backfilling
 from exporter.app import Exporter, build, demo_cloud_if_asked
 from exporter.auth import SessionFile, interactive_login
@@ -39,6 +40,7 @@ ONCE_ORDER = ("lifetime_energy", "today", "daily_energy", "ev_status", "ev_summa
 DISCOVERY_RETRY_SECONDS = 60.0
 ONCE_FLUSH_SECONDS = 30.0
 BACKFILL_OPTIONS = ("since", "until", "format", "output")
+CHARGER_OPTIONS = ("charger_command", "serial", "amps", "site", "mode", "message", "dry_run", "json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    options = {key: getattr(args, key) for key in BACKFILL_OPTIONS if hasattr(args, key)}
+    options = {key: getattr(args, key) for key in BACKFILL_OPTIONS + CHARGER_OPTIONS if hasattr(args, key)}
     flags = {key: value for key, value in vars(args).items() if key != "command" and key not in options}
     try:
         settings = load(flags, os.environ, require_credentials=args.command != "login")
@@ -58,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "backfill":
             return backfill(settings, **options)
+        if args.command == "charger":
+            return charger(settings, options)
         return {"serve": serve, "once": once, "login": login}[args.command](settings)
     except ConfigError as error:  # raised after start-up checks, e.g. an unsafe session file
         print(f"enphase-exporter: error: {error}", file=sys.stderr)
@@ -97,7 +101,47 @@ def _parser() -> argparse.ArgumentParser:
         "--output", metavar="FILE", help="the OpenMetrics file to write (--format openmetrics)"
     )
     add_arguments(history)
+    _charger_parser(commands)
     return parser
+
+
+def _charger_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    charger = commands.add_parser(
+        "charger",
+        help="list chargers; start, stop, set the mode of or trigger a message on one (cloud requests)",
+        description="Charger control with the same settings and session as serve. Each command is a "
+        "cloud request. Exit 0: done, or nothing to do (not plugged in, not ready); 1: the cloud refused "
+        "or did not answer; 2: bad input (nothing sent).",
+    )
+    actions = charger.add_subparsers(dest="charger_command", metavar="ACTION", required=True)
+    helps = {
+        "list": "sites, chargers, their status and charge mode",
+        "start": "start charging, optionally at --amps within the charger's limits",
+        "stop": "stop charging",
+        "mode": "set the charge mode (the scheduler preference)",
+        "trigger": "ask the charger for an OCPP message",
+    }
+    for name, help_text in helps.items():
+        action = actions.add_parser(name, help=help_text, description=help_text)
+        if name != "list":
+            action.add_argument("--serial", required=True, metavar="SN", help="the charger's serial number")
+            action.add_argument("--site", metavar="SITE_ID", help="default: the site that has the charger")
+            action.add_argument(
+                "--dry-run", action="store_true", help="print the request instead of sending it"
+            )
+        if name == "start":
+            action.add_argument("--amps", type=int, metavar="A", help="charging current, within the limits")
+        if name == "mode":
+            action.add_argument("mode", choices=tuple(control.MODES))
+        if name == "trigger":
+            action.add_argument(
+                "message",
+                choices=control.OCPP_MESSAGES,
+                metavar="MESSAGE",
+                help=", ".join(control.OCPP_MESSAGES),
+            )
+        action.add_argument("--json", action="store_true", help="print JSON for scripts")
+        add_arguments(action)
 
 
 def serve(settings: Settings) -> int:
@@ -146,6 +190,10 @@ def once(settings: Settings) -> int:
         site_ids = settings.site_ids or _discover(exporter.client)
         succeeded = bool(site_ids)  # a shard with no site of its own is no failure; no site at all is
         site_ids = _my_share(settings, site_ids)
+        gateway = exporter.poller.gateway
+        if gateway is not None and "ev_status" in settings.sources:
+            gateway.assign_site(site_ids)
+            gateway.discover()
         for site_id in site_ids:
             for source in (source for source in ONCE_ORDER if source in settings.sources):
                 succeeded &= exporter.poller.poll(site_id, source)
@@ -266,6 +314,16 @@ def backfill(settings: Settings, since: str, until: str | None, format: str, out
     if history.problems:
         log.warning("%d fields of the history could not be read and were left out", history.problems)
     return 0
+
+
+def charger(settings: Settings, options: dict[str, object]) -> int:
+    command = str(options.pop("charger_command"))
+    # Control writes nothing to InfluxDB, and must not start its sender.
+    with demo_cloud_if_asked(replace(settings, influx=None)) as settings:
+        exporter = _build(settings)
+        account = control.PASTED_ACCOUNT if settings.uses_pasted_headers else str(settings.email)
+        memory = SessionFile(settings.session_file, account)
+        return control.run(exporter.client, memory, settings.site_ids, command, options, sys.stdout)
 
 
 def _date(flag: str, text: str) -> date:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import collections
 import json
 import random
+import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,9 +29,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import requests
+import requests.adapters
+import urllib3
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from exporter import __version__
+from exporter.logs import register_secret
 from exporter.values import PayloadError
 
 USER_AGENT = f"Mozilla/5.0 (compatible; enphase-exporter/{__version__})"
@@ -195,10 +200,12 @@ class Transport:
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         retries: int | None = None,
+        json_body: Any = None,
     ) -> Reply:
         """Send with retries; 429 raises ``RateLimited`` and pauses the endpoint; other statuses return.
 
-        ``retries=0`` is for logins: a retried login may leave one more session open on the server.
+        ``retries=0`` is for logins and charger control: a retried login may leave one more session open on
+        the server, and a retried start or stop may act twice, or act after the user gave up.
         """
         retries = self._retries if retries is None else retries
         for attempt in range(retries + 1):
@@ -207,7 +214,7 @@ class Transport:
             if self._budget is not None and not self._budget.try_take():
                 raise BudgetExhausted(f"{endpoint}: hourly request budget spent, request not sent")
             try:
-                reply = self._send_once(endpoint, method, path, params, data, headers)
+                reply = self._send_once(endpoint, method, path, params, data, headers, json_body)
             except UpstreamUnavailable:
                 if last_try:
                     raise
@@ -246,6 +253,7 @@ class Transport:
         params: Mapping[str, str] | None,
         data: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
+        json_body: Any = None,
     ) -> Reply:
         session = self._session()
         started = time.perf_counter()
@@ -256,6 +264,7 @@ class Transport:
                 self.base_url + path,
                 params=params,
                 data=data,
+                json=json_body,
                 headers=dict(headers or {}),
                 timeout=self._timeout,
                 allow_redirects=False,  # a redirect to the login page is an expired session, not content
@@ -337,6 +346,14 @@ class Authenticator(Protocol):
     def alive(self, generation: int) -> bool | None: ...  # None: cannot tell
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a control request got back: the status, and the JSON body where there is one."""
+
+    status: int
+    payload: Any = field(default=None, repr=False)  # a refusal may echo what it was sent
+
+
 class CloudClient:
     def __init__(self, transport: Transport, auth: Authenticator) -> None:
         self.transport = transport
@@ -371,6 +388,41 @@ class CloudClient:
         self.auth.accepted()
         return payload
 
+    def send_json(self, endpoint: str, method: str, path: str, body: Any = None) -> Answer:
+        """A request that changes something (charger control), sent once: never retried.
+
+        A timeout, a connection error or a 5xx raises ``UpstreamUnavailable`` after that single attempt. The
+        cloud may have acted on it, and sending it again could start or stop a charge twice, or long after
+        the user gave up. The one exception is a rejected session: a rejected request was not carried out,
+        so it goes again once with the renewed session. Every other answer returns, for the caller to judge
+        (for control, 400/404/405 mean "another form of the request", 409/422 "nothing to do").
+        The session token also travels as a bearer token: the scheduler and control services want it.
+        """
+        credentials = self.auth.credentials()
+        reply = self._send_once(endpoint, method, path, body, credentials)
+        # A 200 that is not JSON is a plain success here (some control answers have no body); only a
+        # login page means the session ended.
+        if session_expired(reply, plain_text_is_content=True):
+            self.auth.expired(credentials.generation)
+            renewed = self.auth.credentials()
+            if renewed.generation == credentials.generation:
+                raise SessionExpired(f"{endpoint}: the session was rejected (HTTP {reply.status})")
+            reply = self._send_once(endpoint, method, path, body, renewed)
+        try:
+            payload = json.loads(reply.body) if reply.body.strip() and not reply.is_html else None
+        except (ValueError, RecursionError):
+            payload = None
+        if reply.status < 300:
+            self.auth.accepted()
+        return Answer(reply.status, payload)
+
+    def _send_once(self, endpoint: str, method: str, path: str, body: Any, credentials: Credentials) -> Reply:
+        headers = dict(credentials.headers)
+        token = headers.get("e-auth-token")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.transport.request(endpoint, method, path, headers=headers, json_body=body, retries=0)
+
     def _session_ended(self, generation: int) -> bool:
         """Whether a rejecting path met an ended session this time, rather than its usual refusal.
 
@@ -396,3 +448,107 @@ def session_expired(reply: Reply, *, plain_text_is_content: bool = False) -> boo
     if reply.status != 200:
         return False
     return reply.is_html if plain_text_is_content else not reply.is_json
+
+
+# -- the IQ Gateway on the local network ---------------------------------------------------------------------
+#
+# A separate transport, because almost everything differs from the cloud's: the gateway's certificate is
+# self-signed (pinned by fingerprint, or knowingly not checked), its token is a bearer token of its own, it
+# costs no cloud budget, and it is never retried (the cloud is the fallback the moment it fails, and a
+# gateway that does not answer within seconds would only hold the poll up). What stays the same lives here
+# too: timeouts, the body size limit, no credentials from the environment, secret-free messages.
+
+GATEWAY_TIMEOUT = (3.0, 10.0)  # (connect, read): it is on the local network
+
+
+class GatewayError(Exception):
+    """The gateway gave no usable answer. The message is safe to log and show."""
+
+
+class GatewayUnauthorized(GatewayError):
+    """401/403: the token lacks the scope (owner tokens today: installer scope is needed)."""
+
+
+class GatewayCertificateMismatch(GatewayError):
+    """The gateway presented a certificate other than the pinned one: nothing was sent to it."""
+
+
+class _PinnedAdapter(requests.adapters.HTTPAdapter):
+    """Accepts exactly one certificate, by its SHA-256; chain and host name are not what is trusted."""
+
+    def __init__(self, fingerprint: str) -> None:
+        self._fingerprint = fingerprint
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["assert_fingerprint"] = self._fingerprint
+        super().init_poolmanager(*args, **kwargs)
+
+
+class GatewayTransport:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        registry: CollectorRegistry,
+        *,
+        cert_sha256: str | None,
+        timeout: tuple[float, float] = GATEWAY_TIMEOUT,
+    ) -> None:
+        """``cert_sha256=None`` accepts any certificate: only when the user asked for it (config checks)."""
+        register_secret(token)
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._timeout = timeout
+        self._session = requests.Session()
+        self._session.trust_env = False
+        self._session.headers["User-Agent"] = USER_AGENT
+        self._session.verify = False  # the fingerprint below is the check; a self-signed chain never verifies
+        if cert_sha256 is not None:
+            self._session.mount("https://", _PinnedAdapter(cert_sha256))  # every request, whatever the URL
+        else:
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+        self._lock = threading.Lock()  # one requests.Session, used by one poll at a time
+        self.duration = Histogram(
+            "enphase_gateway_request_duration_seconds",
+            "Latency of requests to the local IQ Gateway, by endpoint (failures included).",
+            ["endpoint"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8),
+            registry=registry,
+        )
+
+    def get_json(self, endpoint: str, path: str) -> Any:
+        started = time.perf_counter()
+        try:
+            with self._lock:
+                response = self._session.get(
+                    self.base_url + path,
+                    headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                body = _read_body(response, endpoint)
+        except requests.exceptions.SSLError as error:
+            if "fingerprint" in str(error).lower():
+                got = re.search(r'got "?([0-9a-fA-F:]{40,})', str(error))
+                seen = f" (it presented {got[1].replace(':', '').lower()})" if got else ""
+                raise GatewayCertificateMismatch(
+                    f"{endpoint}: the gateway's certificate does not match "
+                    f"ENPHASE_GATEWAY_CERT_SHA256{seen}; nothing was sent"
+                ) from None
+            raise GatewayError(f"{endpoint}: TLS error ({type(error).__name__})") from None
+        except requests.Timeout:
+            raise GatewayError(f"{endpoint}: timed out") from None
+        except (requests.RequestException, PayloadTooLarge) as error:
+            raise GatewayError(f"{endpoint}: {type(error).__name__}") from None
+        finally:
+            self.duration.labels(endpoint).observe(time.perf_counter() - started)
+        if response.status_code in (401, 403):
+            raise GatewayUnauthorized(f"{endpoint}: HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise GatewayError(f"{endpoint}: HTTP {response.status_code}")
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise GatewayError(f"{endpoint}: the body is not valid JSON ({len(body)} bytes)") from None

@@ -78,6 +78,19 @@ class InfluxSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """The IQ Gateway on the local network, an optional source of EV status (see sources/gateway.py)."""
+
+    url: str
+    token: Secret
+    cert_sha256: str | None  # lower-case hex, no colons; None only with insecure_skip_verify
+    insecure_skip_verify: bool
+    site_id: str | None  # None: the one site the exporter polls
+    ev_status_interval: int
+    discovery_interval: int
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     base_url: str
     e_auth_token: Secret | None
@@ -108,6 +121,7 @@ class Settings:
     influx: InfluxSettings | None  # None: no InfluxDB output
     web_config_file: Path | None
     shard: tuple[int, int] | None  # (k, n): this exporter polls the k-th of n shares of the sites
+    gateway: GatewaySettings | None = None  # None: no local gateway, EV status from the cloud only
 
     @property
     def uses_pasted_headers(self) -> bool:
@@ -242,6 +256,27 @@ def _name(text: str) -> str:
     if not text.strip():
         raise ValueError("is empty")
     return text.strip()
+
+
+def _https_url(text: str) -> str:
+    url = _url(text)
+    if not url.startswith("https://"):
+        raise ValueError(f"the gateway answers over HTTPS only, such as https://envoy.local; got {text!r}")
+    return url
+
+
+def _sha256(text: str) -> str:
+    digits = text.strip().replace(":", "").lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digits):
+        raise ValueError("expected a SHA-256 fingerprint: 64 hex digits, colons allowed")
+    return digits
+
+
+def _site_id(text: str) -> str:
+    ids = _site_ids(text)
+    if len(ids) != 1:
+        raise ValueError(f"expected one site id, got {text!r}")
+    return ids[0]
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -562,6 +597,64 @@ SETTINGS: tuple[SettingSpec, ...] = (
         None,
         "K/N: poll only the K-th of N deterministic shares of the account's sites (one exporter per share).",
     ),
+    SettingSpec(
+        "gateway_url",
+        "ENPHASE_GATEWAY_URL",
+        "--gateway-url",
+        _https_url,
+        None,
+        "The IQ Gateway on the local network, such as https://envoy.local: EV status is read there while "
+        "it answers, the cloud otherwise. Needs an installer-scope token: owner tokens get 401 today.",
+    ),
+    SettingSpec("gateway_token", "ENPHASE_GATEWAY_TOKEN", None, _secret, None, "The gateway's access token."),
+    SettingSpec(
+        "gateway_token_file",
+        "ENPHASE_GATEWAY_TOKEN_FILE",
+        "--gateway-token-file",
+        _path,
+        None,
+        "File holding the gateway token; instead of ENPHASE_GATEWAY_TOKEN.",
+    ),
+    SettingSpec(
+        "gateway_cert_sha256",
+        "ENPHASE_GATEWAY_CERT_SHA256",
+        "--gateway-cert-sha256",
+        _sha256,
+        None,
+        "SHA-256 fingerprint of the gateway's self-signed certificate; no other certificate is accepted.",
+    ),
+    SettingSpec(
+        "gateway_insecure_skip_verify",
+        "ENPHASE_GATEWAY_INSECURE_SKIP_VERIFY",
+        "--gateway-insecure-skip-verify",
+        _flag,
+        False,
+        "Accept any gateway certificate (logged as a warning); instead of ENPHASE_GATEWAY_CERT_SHA256.",
+    ),
+    SettingSpec(
+        "gateway_site_id",
+        "ENPHASE_GATEWAY_SITE_ID",
+        "--gateway-site-id",
+        _site_id,
+        None,
+        "The site the gateway belongs to. Default: the one site polled (needed when there are several).",
+    ),
+    SettingSpec(
+        "gateway_ev_status_interval",
+        "ENPHASE_GATEWAY_EV_STATUS_INTERVAL",
+        "--gateway-ev-status-interval",
+        _seconds(5),
+        15,
+        "Seconds between EV status reads from the gateway (no cloud request while it answers).",
+    ),
+    SettingSpec(
+        "gateway_discovery_interval",
+        "ENPHASE_GATEWAY_DISCOVERY_INTERVAL",
+        "--gateway-discovery-interval",
+        _seconds(600),
+        10800,
+        "Seconds between asks of the gateway's charger list; after a 401 it is not asked again before this.",
+    ),
 )
 
 
@@ -624,6 +717,7 @@ def _finish(values: dict[str, Any], require_credentials: bool) -> Settings:
     values["listen_host"], values["listen_port"] = values.pop("listen")
     values["session_file"] = values["session_file"] or default_session_file()
     values["influx"] = _influx(values)
+    values["gateway"] = _gateway(values)
     return Settings(**values)
 
 
@@ -672,6 +766,37 @@ def _influx(values: dict[str, Any]) -> InfluxSettings | None:
     if (given["username"] is None) != (given["password"] is None):
         raise ConfigError("ENPHASE_INFLUX_USERNAME/ENPHASE_INFLUX_PASSWORD: set both or neither")
     return InfluxSettings(url=url, queue_dir=queue_dir, queue_max_bytes=queue_max_bytes, **given)
+
+
+def _gateway(values: dict[str, Any]) -> GatewaySettings | None:
+    _secret_from_file(values, "gateway_token", "ENPHASE_GATEWAY_TOKEN")
+    given = {
+        name: values.pop(f"gateway_{name}")
+        for name in ("url", "token", "cert_sha256", "insecure_skip_verify", "site_id")
+    }
+    intervals = values.pop("gateway_ev_status_interval"), values.pop("gateway_discovery_interval")
+    if given["url"] is None:
+        stray = [name for name in ("token", "cert_sha256", "site_id") if given[name] is not None]
+        if stray or given["insecure_skip_verify"]:
+            name = stray[0].upper() if stray else "INSECURE_SKIP_VERIFY"
+            raise ConfigError(f"ENPHASE_GATEWAY_URL: ENPHASE_GATEWAY_{name} is set but no gateway URL")
+        return None
+    if given["token"] is None:
+        raise ConfigError("ENPHASE_GATEWAY_TOKEN: the gateway needs a token (or ENPHASE_GATEWAY_TOKEN_FILE)")
+    if (given["cert_sha256"] is None) == (not given["insecure_skip_verify"]):
+        raise ConfigError(
+            "ENPHASE_GATEWAY_CERT_SHA256: the gateway's certificate is self-signed; pin it by its SHA-256 "
+            "fingerprint, or set ENPHASE_GATEWAY_INSECURE_SKIP_VERIFY=1 to accept any (not both)"
+        )
+    return GatewaySettings(
+        url=given["url"],
+        token=given["token"],
+        cert_sha256=given["cert_sha256"],
+        insecure_skip_verify=given["insecure_skip_verify"],
+        site_id=given["site_id"],
+        ev_status_interval=intervals[0],
+        discovery_interval=intervals[1],
+    )
 
 
 def markdown_table() -> str:

@@ -17,13 +17,14 @@ from typing import NamedTuple
 from prometheus_client import CollectorRegistry, Counter
 
 from exporter.catalog import channel_metric
-from exporter.client import CloudClient, CloudError
+from exporter.client import CloudClient, CloudError, GatewayError
 from exporter.lifetime import DAILY, CounterGuard, DayLedger
 from exporter.snapshot import SiteSnapshot, SnapshotStore, SourceHealth
 from exporter.sources import NAMES, daily_energy, ev_status, ev_summary, lifetime_energy, today
 from exporter.sources.daily_energy import DailyEnergy
 from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS
 from exporter.sources.ev_summary import EvSummary
+from exporter.sources.gateway import Gateway
 from exporter.values import PayloadError
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,10 @@ class Poller:
         sources: tuple[str, ...] = SOURCES,
         listeners: Sequence[Listener] = (),
         clock: Callable[[], float] = time.time,
+        gateway: Gateway | None = None,
     ) -> None:
         self._client = client
+        self.gateway = gateway  # EV status from the local gateway where it answers
         self._store = store
         self._telemetry = telemetry
         self._history_start = history_start
@@ -151,10 +154,41 @@ class Poller:
 
     # -- one method per source: fetch and parse now, return how to change the site's snapshot --------------
 
+    def ev_status_via_gateway(self, site_id: str) -> bool:
+        return self.gateway is not None and self.gateway.serves(site_id)
+
     def _ev_status(self, site_id: str, now: float) -> Fetched:
+        if self.gateway is not None and self.gateway.site_id == site_id:
+            self.gateway.rediscover_if_due()
+        if self.gateway is not None and self.gateway.serves(site_id):
+            try:
+                parsed = self.gateway.ev_status()
+            except GatewayError as error:
+                self._gateway_health(site_id, now, str(error))
+            else:
+                self._gateway_health(site_id, now, None)
+                self._count(ev_status.ENDPOINT, parsed.problems)
+                return Fetched(lambda site: replace(site, ev_status=parsed.value))
+        elif self.gateway is not None and self.gateway.site_id == site_id:
+            self._gateway_health(site_id, now, "not in use (refused, failing or no charger listed)")
         parsed = ev_status.parse(self._client.get_json(ev_status.ENDPOINT, ev_status.path(site_id)))
         self._count(ev_status.ENDPOINT, parsed.problems)
         return Fetched(lambda site: replace(site, ev_status=parsed.value))
+
+    def _gateway_health(self, site_id: str, now: float, error: str | None) -> None:
+        """``enphase_source_up{source="gateway"}``: 1 while the site's EV status comes from the gateway.
+
+        Kept apart from ``ev_status``'s health, which says whether EV status is current from either path,
+        and outside the site's enabled sources, so an optional gateway never turns ``enphase_up`` to 0."""
+
+        def change(site: SiteSnapshot) -> SiteSnapshot:
+            previous = site.health.get("gateway")
+            last = now if error is None else (previous.last_success_timestamp if previous else None)
+            return replace(
+                site, health={**site.health, "gateway": SourceHealth(error is None, now, last, error)}
+            )
+
+        self._store.update_site(site_id, change, self._sources)
 
     def _ev_summary(self, site_id: str, now: float) -> Fetched:
         payload = self._client.get_json(ev_summary.ENDPOINT, ev_summary.path(site_id), ev_summary.QUERY)

@@ -81,6 +81,7 @@ class PollScheduler:
         self._sites: list[str] = []
         self._factor = 1.0
         self._charging: dict[str, bool] = {}
+        self._via_gateway: dict[str, bool] = {}
 
     @property
     def factor(self) -> float:
@@ -98,10 +99,28 @@ class PollScheduler:
                 self._factor,
             )
         now = datetime.fromtimestamp(self._clock(), UTC)
+        gateway = self._poller.gateway
+        if (
+            gateway is not None
+            and self._settings.gateway is not None
+            and "ev_status" in self._settings.sources
+        ):
+            gateway.assign_site(site_ids)
+            # At start, before the first EV status poll (which then needs no cloud request), then every few
+            # hours. A few seconds at most: the gateway's timeouts are short.
+            gateway.discover()
+            every = self._settings.gateway.discovery_interval
+            self._scheduler.add_job(
+                self._discover_gateway,
+                IntervalTrigger(seconds=every, timezone=UTC),
+                id="gateway:discovery",
+                next_run_time=now + timedelta(seconds=every),
+            )
         for index, site_id in enumerate(self._sites):
             self._store.add_site(site_id, self._settings.sources)
+            self._via_gateway[site_id] = self._poller.ev_status_via_gateway(site_id)
             for source in self._settings.sources:
-                interval = self.interval(source, charging=False)
+                interval = self.interval(source, charging=False, via_gateway=self._via_gateway[site_id])
                 # Spread the sites' first runs evenly over one interval, in source order within a site.
                 offset = FIRST_RUN_DELAY[source] + interval * index / len(self._sites)
                 self._scheduler.add_job(
@@ -120,7 +139,10 @@ class PollScheduler:
         waiting.start()
         waiting.join(grace)
 
-    def interval(self, source: str, *, charging: bool) -> float:
+    def interval(self, source: str, *, charging: bool, via_gateway: bool = False) -> float:
+        if source == "ev_status" and via_gateway and self._settings.gateway is not None:
+            # Not stretched: a gateway read costs no cloud request.
+            return float(self._settings.gateway.ev_status_interval)
         if source == "ev_status" and charging:
             return self._settings.ev_status_charging_interval * self._factor
         return base_intervals(self._settings)[source] * self._factor
@@ -137,17 +159,32 @@ class PollScheduler:
         if source == "ev_status":
             self._follow_charging(site_id)
 
+    def _discover_gateway(self) -> None:
+        gateway = self._poller.gateway
+        if gateway is None:
+            return
+        gateway.discover()
+        if gateway.site_id is not None:
+            self._follow_charging(gateway.site_id)
+
     def _follow_charging(self, site_id: str) -> None:
+        """EV status polls faster while charging, and at the gateway's interval while the gateway answers."""
         site = self._store.current.sites.get(site_id)
         charging = bool(site and site.ev_status and site.ev_status.any_charging)
-        if charging == self._charging.get(site_id, False):
+        via_gateway = self._poller.ev_status_via_gateway(site_id)
+        if (charging, via_gateway) == (
+            self._charging.get(site_id, False),
+            self._via_gateway.get(site_id, False),
+        ):
             return
-        self._charging[site_id] = charging
-        interval = self.interval("ev_status", charging=charging)
+        if charging != self._charging.get(site_id, False):
+            log.info("Site %s %s charging", site_id, "started" if charging else "stopped")
+        self._charging[site_id], self._via_gateway[site_id] = charging, via_gateway
+        interval = self.interval("ev_status", charging=charging, via_gateway=via_gateway)
         log.info(
-            "Site %s %s charging: EV status every %.0f s",
+            "Site %s: EV status every %.0f s, from the %s",
             site_id,
-            "started" if charging else "stopped",
             interval,
+            "gateway" if via_gateway else "cloud",
         )
         self._scheduler.reschedule_job(f"{site_id}:ev_status", trigger=self._trigger(interval))

@@ -34,8 +34,13 @@ def test_budget_stretches_intervals_instead_of_exceeding_it():
 
 
 class RecordingPoller:
+    gateway = None
+
     def __init__(self, store: SnapshotStore, charging: list[bool]) -> None:
         self.store, self.charging, self.calls = store, charging, []
+
+    def ev_status_via_gateway(self, site_id: str) -> bool:
+        return False
 
     def poll(self, site_id: str, source: str) -> bool:
         self.calls.append((site_id, source))
@@ -97,3 +102,51 @@ def test_first_runs_are_staggered_across_sites_and_lifetime_energy_comes_first()
 def test_a_site_without_ev_sources_plans_only_what_it_polls():
     narrowed = settings(ENPHASE_SOURCES="today,lifetime_energy,daily_energy", ENPHASE_REQUEST_BUDGET=10)
     assert stretch_factor(narrowed, 1) == pytest.approx(14 / 8)  # 12 + 1 + 1 requests/hour against 80 % of 10
+
+
+class FakeGateway:
+    """Answers until told otherwise; records discoveries."""
+
+    def __init__(self) -> None:
+        self.site_id: str | None = None
+        self.answering = True
+        self.discoveries = 0
+
+    def assign_site(self, site_ids: tuple[str, ...]) -> None:
+        self.site_id = site_ids[0]
+
+    def discover(self) -> None:
+        self.discoveries += 1
+
+    def serves(self, site_id: str) -> bool:
+        return self.answering and site_id == self.site_id
+
+
+class GatewayPoller(RecordingPoller):
+    def __init__(self, store: SnapshotStore, gateway: FakeGateway) -> None:
+        super().__init__(store, [False] * 4)
+        self.gateway = gateway
+
+    def ev_status_via_gateway(self, site_id: str) -> bool:
+        return self.gateway.serves(site_id)
+
+
+def test_ev_status_follows_the_gateway_interval_while_it_answers_and_the_cloud_interval_after():
+    gateway_env = {
+        "ENPHASE_GATEWAY_URL": "https://envoy.local",
+        "ENPHASE_GATEWAY_TOKEN": "gateway-token-1",
+        "ENPHASE_GATEWAY_CERT_SHA256": "ab" * 32,
+        "ENPHASE_GATEWAY_EV_STATUS_INTERVAL": 10,
+    }
+    store, gateway = SnapshotStore(), FakeGateway()
+    scheduler = PollScheduler(settings(**gateway_env), GatewayPoller(store, gateway), store)
+    scheduler.start(("1",))
+    try:
+        assert gateway.discoveries == 1  # before the first EV status poll: that one needs no cloud request
+        assert longest_gap(scheduler, "1:ev_status") == 10
+        assert scheduler._scheduler.get_job("gateway:discovery").trigger.interval.total_seconds() == 10800
+        gateway.answering = False
+        scheduler._run("1", "ev_status")
+        assert longest_gap(scheduler, "1:ev_status") == 60  # the cloud's interval, budget and all
+    finally:
+        scheduler.shutdown()

@@ -402,3 +402,33 @@ def test_secrets_have_no_command_line_flag_and_the_readme_says_why():
     assert all(spec.flag is None for spec in secret_settings)
     readme = (ROOT / "README.md").read_text()
     assert "Secrets belong in the environment or in a file, not on the command line" in readme
+
+
+# -- charger control: refusals and failures that echo the secrets, and a dry run --------------------------
+
+
+def test_charger_commands_show_no_secret_whatever_the_cloud_answers(tmp_path):
+    control = f"/service/evse_controller/{SITE}/ev_chargers/EV1111111111"
+    env = environment(cloud := FixtureCloud(), tmp_path, ENPHASE_EMAIL=EMAIL, ENPHASE_PASSWORD=PASSWORD)
+    runs = []
+    with cloud:
+        cloud.answer_next("POST", f"{control}/start_charging", 500, ECHO)  # no answer: not sent again
+        cloud.answer_next("POST", f"{control}/stop_charging", 466, ECHO)  # a refusal
+        for args in (
+            ("start", "--serial", "EV1111111111", "--amps", "16"),
+            ("stop", "--serial", "EV1111111111", "--json"),
+            ("start", "--serial", "EV1111111111", "--dry-run", "--json"),
+            ("list", "--json"),
+        ):
+            result = subprocess.run(
+                [sys.executable, "-m", "exporter", "charger", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=90,
+            )
+            runs.append(result.returncode)
+            assert_clean(result.stdout + result.stderr, f"the output of charger {args[0]}")
+    assert runs == [1, 1, 0, 0]
+    sent = [(method, path) for method, path in cloud.requests if "_charging" in path]
+    assert sent == [("POST", f"{control}/start_charging"), ("POST", f"{control}/stop_charging")]

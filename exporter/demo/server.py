@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -30,6 +30,7 @@ from . import payloads
 from . import simulation as sim
 from .answers import EXPIRY_FORMS, HTML_TYPE, LOGIN_PAGE, Response, expired_answer, not_authorized
 from .answers import json_answer as _json
+from .charger_control import DemoChargerControl
 from .faults import LOGIN, SESSION, SOURCE, Faults
 from .journal import KEEP, Event, Journal
 
@@ -70,6 +71,9 @@ class _Request:
     query: dict[str, str]
     body: bytes
     session_id: str  # empty on routes that need no session
+    method: str = "GET"
+    match: Mapping[str, str] = field(default_factory=dict)  # the path's named parts
+    bearer: bool = False  # an Authorization: Bearer header came along
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,7 @@ class DemoCloud:
         self.login_count = 0  # login attempts, whatever their answer
         self.requests_seen: list[tuple[str, str]] = []  # (method, path), about the latest keep_events
         self.journal = Journal(keep_events)
+        self.charger = DemoChargerControl()  # what `enphase-exporter charger` did to this cloud's charger
         self._keep = keep_events
         self._address = (host, port)
         self._lock = threading.Lock()
@@ -245,7 +250,7 @@ class DemoCloud:
         """Answers one request; ``headers`` has lower-case names."""
         url = urlsplit(target)
         arrived = self.clock()
-        found = _find_route(url.path)
+        found = _find_route(method, url.path)
         endpoint = found[0].endpoint if found else ""
         with self._lock:
             self.requests_seen.append((method, url.path))
@@ -257,11 +262,11 @@ class DemoCloud:
         if found is None:
             return _json(404, {"message": "Not found"})
         route, match = found
-        if route.method != method:
+        if route.method not in (method, "*"):
             return _json(405, {"message": "Method not allowed"})
 
         def normal() -> Response:
-            return self._respond(route, match, url.query, headers, body)
+            return self._respond(route, match, url.query, headers, body, method)
 
         if not endpoint:
             return normal()
@@ -275,7 +280,13 @@ class DemoCloud:
         return response
 
     def _respond(
-        self, route: _Route, match: re.Match[str], query: str, headers: Mapping[str, str], body: bytes
+        self,
+        route: _Route,
+        match: re.Match[str],
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        method: str = "GET",
     ) -> Response:
         now = self.clock()  # read after any delay a fault put in
         session_id = ""
@@ -287,7 +298,9 @@ class DemoCloud:
         if match.groupdict().get("site", DEMO_SITE_ID) not in self.site_ids:
             return _json(404, {"message": "Site not found"})
         arguments = {name: values[0] for name, values in parse_qs(query).items()}
-        return route.action(self, _Request(now, arguments, body, session_id))
+        bearer = headers.get("authorization", "").startswith("Bearer ")
+        request = _Request(now, arguments, body, session_id, method, match.groupdict(), bearer)
+        return route.action(self, request)
 
     def _expire_by_fault(self, form: str) -> None:
         self.expire_sessions(form, cause="fault")
@@ -319,6 +332,24 @@ class DemoCloud:
         with self._lock:
             self._sessions[request.session_id].expires_at = request.now + self.session_ttl
         return _json(200, {"token": self._jwt(request.session_id, request.now)})
+
+    def _ev_status(self, request: _Request) -> Response:
+        return _json(200, self.charger.apply(payloads.ev_status(request.now), request.now))
+
+    def _control(self, request: _Request) -> Response:
+        if request.match["sn"] != DEMO_CHARGER_SERIAL:
+            return _json(404, {"message": "Charger not found"})
+        return self.charger.control(request.match["action"], request.body, request.now)
+
+    def _preference(self, request: _Request) -> Response:
+        # The scheduler service wants the bearer token besides the session (ENLIGHTEN_API.md §1).
+        if not request.bearer:
+            return not_authorized()
+        if request.match["sn"] != DEMO_CHARGER_SERIAL:
+            return _json(404, {"message": "Charger not found"})
+        if request.method == "GET":
+            return self.charger.preference()
+        return self.charger.set_preference(request.body)
 
     def _daily_energy(self, request: _Request) -> Response:
         try:
@@ -352,9 +383,28 @@ _ROUTES = (
     _route(
         "GET",
         r"/service/evse_controller/<site>/ev_chargers/status",
-        _data(payloads.ev_status),
+        DemoCloud._ev_status,
         "ev_status",
         SOURCE,
+    ),
+    # Control: every regional form (seed 001 §3), so any method and either collection name.
+    *(
+        _route(
+            "*",
+            rf"/service/evse_controller/<site>/ev_chargers?/(?P<sn>[^/]+)/(?P<action>{action})",
+            DemoCloud._control,
+            action,
+        )
+        for action in ("start_charging", "stop_charging", "trigger_message")
+    ),
+    *(
+        _route(
+            method,
+            r"/service/evse_scheduler/api/v1/iqevc/charging-mode/<site>/(?P<sn>[^/]+)/preference",
+            DemoCloud._preference,
+            "charge_mode",
+        )
+        for method in ("GET", "PUT")
     ),
     _route(
         "GET",
@@ -376,12 +426,13 @@ _ROUTES = (
 )
 
 
-def _find_route(path: str) -> tuple[_Route, re.Match[str]] | None:
-    for route in _ROUTES:
-        match = route.pattern.fullmatch(path)
-        if match:
+def _find_route(method: str, path: str) -> tuple[_Route, re.Match[str]] | None:
+    """The route for ``method`` and ``path``; else one for the path alone (answered 405), else None."""
+    found = [(route, match) for route in _ROUTES if (match := route.pattern.fullmatch(path))]
+    for route, match in found:
+        if route.method in (method, "*"):
             return route, match
-    return None
+    return found[0] if found else None
 
 
 class _Server(ThreadingHTTPServer):
