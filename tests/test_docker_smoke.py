@@ -178,8 +178,8 @@ class Engine:
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
     engine = Engine(Path(tempfile.mkdtemp(prefix="enphase-docker-")))
-    # A SIGTERM (a CI timeout) must clean up too: turn it into an exception that unwinds the fixtures.
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
+    # A SIGTERM (a CI timeout) must clean up too: as KeyboardInterrupt, pytest still tears the fixtures down.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         engine.start()
         yield engine
