@@ -141,11 +141,9 @@ class Engine:
                 )
             time.sleep(0.5)
 
-    def run(
-        self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [self.docker, *args], env=self.env, capture_output=True, text=True, timeout=timeout, input=input
+            [self.docker, *args], env=self.env, capture_output=True, text=True, timeout=timeout
         )
         if check and result.returncode != 0:
             raise AssertionError(
@@ -412,7 +410,7 @@ def test_the_image_is_built_from_the_dockerfile(engine: Engine, image: str) -> N
     assert config["User"] == f"{UID}:{UID}"
     assert config["Entrypoint"] == ["enphase-exporter"] and config["Cmd"] == ["serve"]
     assert config["Healthcheck"]["Test"][:2] == ["CMD", "python"]
-    # The build stage's pip and setuptools are gone; the exporter's command is on PATH.
+    # The build stage's pip and setuptools are gone; the exporter's command is in the virtual environment.
     listing = engine.run(
         "run", "--rm", "--network=host", "--entrypoint=ls", image, "/opt/enphase-exporter/bin"
     )
@@ -448,11 +446,12 @@ def test_serve_demo_answers_metrics_with_ev_and_battery_series(demos: dict[str, 
 def test_healthz_over_https_with_a_mounted_tls_web_config(demos: dict[str, Demo], tls_files: Path) -> None:
     port = demos["tls"].port
     verified = ssl.create_default_context(cafile=str(tls_files / "tls.crt"))
-    status, body = wait_until(
-        lambda: (answer := get(f"https://127.0.0.1:{port}/healthz", verified))[0] and answer,
-        60,
-        "HTTPS /healthz",
-    )
+
+    def healthz() -> tuple[int, str] | None:
+        answer = get(f"https://127.0.0.1:{port}/healthz", verified)
+        return answer if answer[0] else None  # 0: not listening yet
+
+    status, body = wait_until(healthz, 60, "/healthz over HTTPS", every=1)
     assert (status, body) == (200, "ok\n")
     metrics_with(f"https://127.0.0.1:{port}/metrics", EV_SERIES, BATTERY_SERIES, context=verified)
     status, _ = get(f"http://127.0.0.1:{port}/healthz")
