@@ -689,7 +689,7 @@ def test_alertmanager_is_reachable_from_prometheus(stack: Stack) -> None:
 
     managers = wait_until(discovered, 60, "Prometheus to find the Alertmanager", every=1)
     assert [manager["url"] for manager in managers] == [f"{url}/api/v2/alerts"]
-    # From inside Prometheus' container, by the name its configuration uses.
+    # From inside Prometheus' container, by the name its configuration uses (the stand-in has Python).
     probe = f"import urllib.request; print(urllib.request.urlopen('{url}/-/ready', timeout=5).status)"
     result = stack.engine.run("exec", stack.container("prometheus"), "python3", "-c", probe, check=False)
     assert result.stdout.strip() == "200", (
