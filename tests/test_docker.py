@@ -1,11 +1,11 @@
 """The Dockerfile, .dockerignore and docker-compose.yml, checked without a Docker daemon.
 
-The machine the tests were written on has the docker CLI but no daemon and no route to any image
-registry, so nothing here builds an image or starts a container. Instead: every file the Dockerfile
-copies and the compose file mounts exists (and is in the build context), ports and paths agree with the
-exporter's settings, the README and the Grafana provisioning, the health check is Python that really
-passes against a running exporter (and fails without one), the configuration files the stack mounts pass
-promtool and amtool, and `docker compose config` (or Debian's docker-compose) parses the compose file.
+tests/test_docker_smoke.py builds the image and runs it and the stack on a real engine. The checks here
+are the quick ones, and those an engine run cannot make: every file the Dockerfile copies and the compose
+file mounts exists (and is in the build context), ports and paths agree with the exporter's settings, the
+README and the Grafana provisioning, the health check is Python that really passes against a running
+exporter (and fails without one or on a wrong answer), the configuration files the stack mounts pass
+promtool and amtool, and `docker compose config` (or a docker-compose binary) parses the compose file.
 """
 
 from __future__ import annotations
