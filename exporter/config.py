@@ -105,6 +105,10 @@ class Settings:
     influx: InfluxSettings | None  # None: no InfluxDB output
     web_config_file: Path | None
     shard: tuple[int, int] | None  # (k, n): this exporter polls the k-th of n shares of the sites
+    live_stream: str = "auto"  # auto, on or off
+    live_influx_resolution: float = 10.0  # seconds per enphase_site_live point
+    # Set by serve --demo only (no setting): the demo broker speaks plain ws:// on the loopback interface.
+    live_plain_loopback: bool = False
 
     @property
     def uses_pasted_headers(self) -> bool:
@@ -246,6 +250,23 @@ def _shard(text: str) -> tuple[int, int]:
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise ValueError(f"expected K/N with 1 <= K <= N, such as 2/3, got {text!r}")
     return int(match[1]), int(match[2])
+
+
+def _live_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"expected auto, on or off, got {text!r}")
+    return mode
+
+
+def _resolution(text: str) -> float:
+    match = re.fullmatch(r"(\d+)\s*(s|m)?", text.strip().lower())
+    if not match:
+        raise ValueError(f"expected seconds such as 10s, 1s or 1m, got {text!r}")
+    seconds = int(match[1]) * (60 if match[2] == "m" else 1)
+    if not 1 <= seconds <= 3600:
+        raise ValueError(f"must be between 1s and 1h, got {text!r}")
+    return float(seconds)
 
 
 def default_session_file() -> Path:
@@ -542,6 +563,23 @@ SETTINGS: tuple[SettingSpec, ...] = (
         None,
         "K/N: poll only the K-th of N deterministic shares of the account's sites (one exporter per share).",
     ),
+    SettingSpec(
+        "live_stream",
+        "ENPHASE_LIVE_STREAM",
+        "--live-stream",
+        _live_mode,
+        "auto",
+        "Live power from the cloud's live stream (about 4 requests an hour per site): auto (sites with a "
+        "gateway whose credentials request works), on, or off. `serve` only.",
+    ),
+    SettingSpec(
+        "live_influx_resolution",
+        "ENPHASE_LIVE_INFLUX_RESOLUTION",
+        "--live-influx-resolution",
+        _resolution,
+        10.0,
+        "Live points in InfluxDB: the mean of the frames in each window of this length; 1s keeps each frame.",
+    ),
 )
 
 
@@ -661,6 +699,8 @@ def markdown_table() -> str:
         default = spec.default
         if spec.field == "listen":
             default = f":{DEFAULT_PORT}"
+        if spec.field == "live_influx_resolution":
+            default = f"{default:.0f}s"
         if isinstance(default, tuple):
             default = ",".join(default)
         shown = "—" if default in (None, "") else f"`{default}`"
