@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from exporter.client import CloudClient, CloudError, RateLimited, UpstreamError
+from exporter.client import CloudClient, CloudError, RateLimited, SessionExpired, UpstreamError
 from exporter.live.frame import FrameError, decode
 from exporter.live.state import LiveStore
 from exporter.sources import live_stream
@@ -266,7 +266,7 @@ class LiveSession:
             self._serial = known
             return known
         if known is None and now - (self._first_seen or now) < GATEWAY_WAIT:
-            self._retry_at = now + 5.0  # today has not answered yet: look again soon, at no cost
+            self._retry_at = now + 1.0  # today has not answered yet: look again soon, at no cost
             return None
         if not self._devices_asked:
             self._devices_asked = True
@@ -296,6 +296,10 @@ class LiveSession:
             if 400 <= error.status < 500:
                 raise Refused(str(error)) from None
             raise
+        except SessionExpired as error:
+            # A 401/403 that a new session did not cure (or pasted headers, which nothing renews): for the
+            # live stream that is a refusal like any 4xx, and must not be asked again soon.
+            raise Refused(str(error)) from None
 
     def _refused(self, now: float, refusal: Refused) -> None:
         self._store.session(self.site_id, "refused")
