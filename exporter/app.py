@@ -176,4 +176,5 @@ def demo_cloud_if_asked(settings: Settings) -> Iterator[Settings]:
             e_auth_token=None,
             cookie=None,
             session_file=Path(state) / "session.json",
+            live_plain_loopback=True,  # the demo broker speaks ws:// on 127.0.0.1 (exporter/demo/live.py)
         )

@@ -43,7 +43,9 @@ MAX_PAUSE = 86400.0
 AUTO_NOT_OFFERED_PAUSE = (
     86400.0  # auto: a site the cloud refuses, or that has no gateway, is asked once a day
 )
-GATEWAY_WAIT = 60.0  # how long to wait for today to name the gateway before asking devices.json
+# How long to wait for today's first answer to name the gateway before asking devices.json instead: a slow
+# first answer then costs one request per site and process, not a late start of the live stream.
+GATEWAY_WAIT = 3.0
 
 
 class Link(Protocol):
@@ -266,7 +268,7 @@ class LiveSession:
             self._serial = known
             return known
         if known is None and now - (self._first_seen or now) < GATEWAY_WAIT:
-            self._retry_at = now + 1.0  # today has not answered yet: look again soon, at no cost
+            self._retry_at = now + 0.25  # today has not answered yet: look again soon, at no cost
             return None
         if not self._devices_asked:
             self._devices_asked = True
