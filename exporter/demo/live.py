@@ -258,6 +258,8 @@ class DemoBroker:
             0,
             subprotocols=[Subprotocol("mqtt")],
             compression=None,
+            # MQTT has its own keep-alive (PINGREQ); WebSocket pings are not answered by every MQTT client.
+            ping_interval=None,
             process_request=_only_mqtt_path,
             logger=_log,
         )
