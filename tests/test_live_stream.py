@@ -196,3 +196,49 @@ def test_influx_windows_average_the_frames_and_one_second_keeps_each() -> None:
     store.frame("1", decode(frame_bytes(2_000_000, 0, None)), 7.75)
     assert [p.fields["pv_power_watts"] for p in every] == [1000.0, 2000.0]
     assert every[1].line().startswith("enphase_site_live,site_id=1 ")
+
+
+# METRICS.md, "Live site power": the names are the public contract.
+LIVE_CATALOG = (
+    "enphase_site_live_power_watts",
+    "enphase_site_live_phase_power_watts",
+    "enphase_site_live_apparent_power_voltamperes",
+    "enphase_site_live_energy_joules_total",
+    "enphase_site_live_state_of_charge_ratio",
+    "enphase_site_live_backup_reserve_ratio",
+    "enphase_battery_mode",
+    "enphase_site_relay_state",
+    "enphase_site_live_microinverters",
+    "enphase_site_live_last_frame_timestamp_seconds",
+    "enphase_live_stream_up",
+    "enphase_live_stream_frames_total",
+    "enphase_live_stream_bad_frames_total",
+    "enphase_live_stream_sessions_total",
+)
+
+
+def test_every_live_catalog_metric_is_produced_and_documented() -> None:
+    from pathlib import Path
+
+    from exporter.exposition import render
+
+    meters = (
+        bytes_field(1, channel(3_000_000, 3_100_000, [1_000_000, 1_000_000, 1_000_000]))
+        + bytes_field(2, channel(-1_000_000))
+        + bytes_field(3, channel(-500_000))
+        + bytes_field(4, channel(1_500_000))
+        + bytes_field(7, channel(0))
+        + int_field(5, 2)
+        + int_field(8, 6)
+    )
+    micro = bytes_field(9, int_field(2, 12) + int_field(3, 12))
+    store = LiveStore()
+    store.streaming("1", True)
+    for second in range(3):
+        store.frame("1", decode(data_msg(meters, int_field(4, 1), int_field(5, 30), micro)), 10.0 + second)
+    store.bad_frame("1")
+    text = render(scrape(store, 13.0))[0].decode()
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name in LIVE_CATALOG:
+        assert f"\n{name}{{" in text or f"\n# TYPE {name.removesuffix('_total')} " in text, name
+        assert f"`{name}`" in readme, name

@@ -258,7 +258,8 @@ class DemoBroker:
             0,
             subprotocols=[Subprotocol("mqtt")],
             compression=None,
-            # MQTT has its own keep-alive (PINGREQ); WebSocket pings are not answered by every MQTT client.
+            # MQTT has its own keep-alive (PINGREQ). paho-mqtt 2.2 answers a WebSocket ping with an unmasked
+            # pong, which websockets takes (rightly) as a protocol error and closes the connection for.
             ping_interval=None,
             process_request=_only_mqtt_path,
             logger=_log,
