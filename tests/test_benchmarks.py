@@ -70,8 +70,8 @@ def test_upstream_cost(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     assert rows["today requests"][1] == "15"
     assert rows["login requests"][:2] == ["1", "1"]
     assert float(rows["worst age, ev_status while idle (s)"][1]) == 60
-    # 15 minutes of live stream: the first credentials request (the next renewal is due at 840 s).
-    assert rows["live_stream requests"][:2] == ["1", "0"]
+    # 15 minutes of live stream: credentials at the start, and the renewal 60 s before the 900 s run out.
+    assert rows["live_stream requests"][:2] == ["2", "0"]
 
 
 def test_many_sites(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

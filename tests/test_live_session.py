@@ -14,7 +14,7 @@ import pytest
 from protowire import bytes_field, channel, data_msg
 
 from exporter.client import RateLimited, UpstreamError, UpstreamUnavailable
-from exporter.live.session import AUTO_NOT_OFFERED_PAUSE, REFUSED_PAUSE, LiveSession
+from exporter.live.session import AUTO_NOT_OFFERED_PAUSE, GATEWAY_WAIT, REFUSED_PAUSE, LiveSession
 from exporter.live.state import LiveStore
 from exporter.sources.live_stream import DEVICES_ENDPOINT, ENDPOINT, StreamCredentials
 
@@ -216,9 +216,18 @@ def test_the_gateway_from_devices_when_today_names_none() -> None:
     assert len(harness.arrivals) >= 59
 
 
-def test_waits_for_today_before_asking_anything() -> None:
-    cloud = FakeCloud({ENDPOINT: credentials})
-    harness = Harness(cloud, gateway=None)
-    harness.session.step(harness.clock.now)
-    harness.run(30, frames=False)
-    assert cloud.calls == []
+def test_waits_for_today_then_asks_devices_once() -> None:
+    cloud = FakeCloud(
+        {
+            DEVICES_ENDPOINT: lambda: {"result": [{"type": "envoy", "devices": [{"serial_number": "E1"}]}]},
+            ENDPOINT: credentials,
+        }
+    )
+    harness = Harness(cloud, gateway=None)  # today has not answered
+    start = harness.clock.now
+    harness.session.step(start)
+    harness.run(int(GATEWAY_WAIT) - 1, frames=False)
+    assert cloud.calls == []  # nothing asked while today may still name the gateway
+    harness.run(30)
+    assert [name for name, _ in cloud.calls] == [DEVICES_ENDPOINT, ENDPOINT]
+    assert cloud.calls[0][1] - start <= GATEWAY_WAIT + 1

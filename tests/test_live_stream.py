@@ -242,3 +242,44 @@ def test_every_live_catalog_metric_is_produced_and_documented() -> None:
     for name in LIVE_CATALOG:
         assert f"\n{name}{{" in text or f"\n# TYPE {name.removesuffix('_total')} " in text, name
         assert f"`{name}`" in readme, name
+
+
+def test_the_live_settings() -> None:
+    from exporter.config import ConfigError, load
+
+    demo = {"ENPHASE_DEMO": "1"}
+    settings = load({}, demo)
+    assert (settings.live_stream, settings.live_influx_resolution) == ("auto", 10.0)
+    assert not settings.live_plain_loopback  # only serve --demo sets it, no setting can
+    assert load({"live_stream": "OFF"}, demo).live_stream == "off"
+    assert load({}, {**demo, "ENPHASE_LIVE_INFLUX_RESOLUTION": "1s"}).live_influx_resolution == 1.0
+    assert load({}, {**demo, "ENPHASE_LIVE_INFLUX_RESOLUTION": "1m"}).live_influx_resolution == 60.0
+    with pytest.raises(ConfigError, match="ENPHASE_LIVE_STREAM: expected auto, on or off"):
+        load({}, {**demo, "ENPHASE_LIVE_STREAM": "sometimes"})
+    with pytest.raises(ConfigError, match="ENPHASE_LIVE_INFLUX_RESOLUTION"):
+        load({}, {**demo, "ENPHASE_LIVE_INFLUX_RESOLUTION": "0s"})
+
+
+def test_live_points_go_through_the_durable_influx_queue(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from exporter.app import build
+    from exporter.config import load
+
+    environ = {
+        "ENPHASE_DEMO": "1",
+        "ENPHASE_EMAIL": "owner@example.com",
+        "ENPHASE_PASSWORD": "pw-4411",
+        "ENPHASE_SESSION_FILE": str(Path(str(tmp_path)) / "session.json"),
+        "ENPHASE_INFLUX_URL": "http://127.0.0.1:9",  # nothing listens: the points wait in the queue
+        "ENPHASE_INFLUX_DATABASE": "enphase",
+        "ENPHASE_INFLUX_QUEUE_DIR": str(Path(str(tmp_path)) / "queue"),
+        "ENPHASE_LIVE_INFLUX_RESOLUTION": "1s",
+    }
+    exporter = build(load({}, environ))
+    assert exporter.live is not None and exporter.influx is not None
+    exporter.live.frame("7", decode(frame_bytes(1_000_000, 200_000, None)), 1000.0)
+    exporter.live.frame("7", decode(frame_bytes(1_100_000, 200_000, None)), 1001.0)
+    queue = exporter.influx.queue
+    assert queue.points == 2
+    exporter.influx.close()
