@@ -231,3 +231,16 @@ def test_waits_for_today_then_asks_devices_once() -> None:
     harness.run(30)
     assert [name for name, _ in cloud.calls] == [DEVICES_ENDPOINT, ENDPOINT]
     assert cloud.calls[0][1] - start <= GATEWAY_WAIT + 1
+
+
+def test_a_stream_that_never_sends_is_asked_for_less_and_less_often() -> None:
+    """A gateway offline: credentials work, the broker connects, and no frame ever comes."""
+    harness = Harness(FakeCloud({ENDPOINT: credentials}))
+    harness.session.step(harness.clock.now)
+    harness.run(3600, frames=False)
+    asked = [at - harness.cloud.calls[0][1] for _, at in harness.cloud.calls]
+    gaps = [b - a for a, b in itertools.pairwise(asked)]
+    assert len(asked) <= 12 and gaps[-1] >= 900  # not one every `timeout` (240 an hour)
+    assert all(b >= a for a, b in itertools.pairwise(gaps))
+    harness.run(1000)  # the gateway comes back: the next stream sends, and pauses start short again
+    assert harness.store.get("1").frames > 0  # type: ignore[union-attr]

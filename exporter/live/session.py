@@ -134,6 +134,8 @@ class LiveSession:
                 self._active = None
             self._store.streaming(self.site_id, False)
             self._report("reconnecting", f"Live stream of site {self.site_id} {reason}; reconnecting")
+            if not active.frames:
+                self._pause(now)  # a stream that never sent (a gateway offline): not every `timeout` s
             active = None
             if pending is not None and self._gone(pending, now) is None:
                 self._promote(pending)  # the renewal is already connected: it carries on
@@ -142,6 +144,7 @@ class LiveSession:
             self._retire(pending)
             with self._lock:
                 self._pending = pending = None
+            self._pause(now)  # a renewal that never sent; the stream still running carries on meanwhile
         if now < self._retry_at:
             return self._retry_at - now
         if active is None:
@@ -180,6 +183,7 @@ class LiveSession:
             return
         self._store.frame(self.site_id, frame, now)
         if connection.frames == 1:
+            self._refusals = self._failures = 0  # the stream works: pauses start short again
             self.wake.set()  # the runner reports "streaming"
 
     def lost(self, link: Link, reason: str) -> None:
@@ -252,7 +256,6 @@ class LiveSession:
         # ends in silence, which the next step notices.
         connection = _Connection(link, credentials, now, now)
         self._store.session(self.site_id, "ok")
-        self._refusals = self._failures = 0
         with self._lock:
             if renewal and self._active is not None:
                 self._pending = connection
@@ -320,10 +323,14 @@ class LiveSession:
 
     def _failed(self, now: float, reason: str) -> None:
         self._store.session(self.site_id, "failed")
+        self._pause(now)
+        self._report("failed", f"The live stream of site {self.site_id} could not start: {reason}")
+
+    def _pause(self, now: float) -> None:
+        """15 s, doubling with each failure in a row up to 15 min, jittered; a frame resets it."""
         self._failures += 1
         pause = min(MAX_FAILED_PAUSE, FAILED_PAUSE * 2 ** (self._failures - 1))
-        self._retry_at = now + self._jitter(pause / 2, pause)
-        self._report("failed", f"The live stream of site {self.site_id} could not start: {reason}")
+        self._retry_at = max(self._retry_at, now + self._jitter(pause / 2, pause))
 
     def _report(self, state: str, message: str, level: int = logging.WARNING) -> None:
         """One line when the state changes; a repeat goes to the debug log."""
