@@ -569,8 +569,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "--live-stream",
         _live_mode,
         "auto",
-        "Live power from the cloud's live stream (about 4 requests an hour per site): auto (sites with a "
-        "gateway whose credentials request works), on, or off. `serve` only.",
+        "Live power from the cloud's live stream (about 4 requests an hour per site): auto (every site with "
+        "a gateway; after a refusal, show_livestream says whether to ask again soon or in a day), on, or "
+        "off. `serve` only.",
     ),
     SettingSpec(
         "live_influx_resolution",

@@ -16,7 +16,7 @@ from protowire import bytes_field, channel, data_msg
 from exporter.client import RateLimited, UpstreamError, UpstreamUnavailable
 from exporter.live.session import AUTO_NOT_OFFERED_PAUSE, GATEWAY_WAIT, REFUSED_PAUSE, LiveSession
 from exporter.live.state import LiveStore
-from exporter.sources.live_stream import DEVICES_ENDPOINT, ENDPOINT, StreamCredentials
+from exporter.sources.live_stream import DEVICES_ENDPOINT, ENDPOINT, SHOW_ENDPOINT, StreamCredentials
 
 FRAME = data_msg(bytes_field(1, channel(1_500_000)) + bytes_field(3, channel(-300_000)))
 TOKEN = "secret-token-9c41"
@@ -158,11 +158,16 @@ def test_silence_reconnects_after_the_timeout() -> None:
 
 @pytest.mark.parametrize("mode", ["on", "auto"])
 def test_a_refusal_pauses_long_and_logs_once(mode: str, caplog: pytest.LogCaptureFixture) -> None:
-    harness = Harness(FakeCloud({ENDPOINT: lambda: UpstreamError(ENDPOINT, 403)}), mode=mode)
+    answers: dict[str, Callable[[], Any]] = {
+        ENDPOINT: lambda: UpstreamError(ENDPOINT, 403),
+        SHOW_ENDPOINT: lambda: {"live_status": False, "live_vitals": False},
+    }
+    harness = Harness(FakeCloud(answers), mode=mode)
     caplog.set_level(logging.DEBUG)
     harness.session.step(harness.clock.now)
     harness.run(6 * 3600, frames=False)
-    asked = [at - harness.cloud.calls[0][1] for _, at in harness.cloud.calls]
+    asked = [at - harness.cloud.calls[0][1] for name, at in harness.cloud.calls if name == ENDPOINT]
+    assert harness.cloud.count(SHOW_ENDPOINT) == (1 if mode == "auto" else 0)
     if mode == "on":
         assert asked == [0.0, REFUSED_PAUSE, REFUSED_PAUSE * 5, REFUSED_PAUSE * 21]  # +15 min, +1 h, +4 h
     else:
@@ -244,3 +249,16 @@ def test_a_stream_that_never_sends_is_asked_for_less_and_less_often() -> None:
     assert all(b >= a for a, b in itertools.pairwise(gaps))
     harness.run(1000)  # the gateway comes back: the next stream sends, and pauses start short again
     assert harness.store.get("1").frames > 0  # type: ignore[union-attr]
+
+
+def test_auto_meets_a_refusal_like_on_where_the_app_shows_live_status() -> None:
+    answers: dict[str, Callable[[], Any]] = {
+        ENDPOINT: lambda: UpstreamError(ENDPOINT, 403),
+        SHOW_ENDPOINT: lambda: {"live_status": True, "live_vitals": True},
+    }
+    harness = Harness(FakeCloud(answers), mode="auto")
+    harness.session.step(harness.clock.now)
+    harness.run(2 * 3600, frames=False)
+    asked = [at - harness.cloud.calls[0][1] for name, at in harness.cloud.calls if name == ENDPOINT]
+    assert asked == [0.0, REFUSED_PAUSE, REFUSED_PAUSE * 5]  # the growing pause, not a day
+    assert harness.cloud.count(SHOW_ENDPOINT) == 1  # asked once, not at every refusal

@@ -283,3 +283,10 @@ def test_live_points_go_through_the_durable_influx_queue(tmp_path: object) -> No
     queue = exporter.influx.queue
     assert queue.points == 2
     exporter.influx.close()
+
+
+def test_show_livestream_says_whether_the_app_shows_live_status() -> None:
+    assert live_stream.parse_offered({"live_status": True, "live_vitals": True}).value is True
+    assert live_stream.parse_offered({"live_status": "false"}).value is False
+    missing = live_stream.parse_offered({"live_vitals": True})
+    assert missing.value is False and missing.problems

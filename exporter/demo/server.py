@@ -380,6 +380,12 @@ _ROUTES = (
     _route("GET", r"/app-api/<site>/get_latest_power", _data(payloads.latest_power), "latest_power"),
     _route("GET", r"/pv/aws_sigv4/livestream\.json", DemoCloud._live_stream, "live_stream", LIVE),
     _route("GET", r"/app-api/<site>/devices\.json", _data(payloads.devices), "devices"),
+    _route(
+        "GET",
+        r"/app-api/<site>/show_livestream",
+        _data(lambda now: {"live_status": True, "live_vitals": True}),
+        "show_livestream",
+    ),
 )
 
 

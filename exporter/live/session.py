@@ -117,6 +117,7 @@ class LiveSession:
         self._failures = 0
         self._serial: str | None = None
         self._devices_asked = False
+        self._offered: bool | None = None  # auto: what show_livestream said, asked after a first refusal
         self._first_seen: float | None = None
         self._reported: str | None = None  # the state last logged, so that each change logs once
         store.add_site(site_id)
@@ -309,8 +310,8 @@ class LiveSession:
     def _refused(self, now: float, refusal: Refused) -> None:
         self._store.session(self.site_id, "refused")
         self._refusals += 1
-        if self._mode == "auto" and refusal.rate_limited_for is None:
-            pause = AUTO_NOT_OFFERED_PAUSE  # not offered to this account or gateway, most likely
+        if self._mode == "auto" and refusal.rate_limited_for is None and not self._shows_live_status():
+            pause = AUTO_NOT_OFFERED_PAUSE  # the app shows no live status for the site either
         else:
             pause = min(MAX_PAUSE, REFUSED_PAUSE * 4 ** (self._refusals - 1))
             pause = max(pause, refusal.rate_limited_for or 0.0)
@@ -320,6 +321,21 @@ class LiveSession:
             f"The cloud refused the live stream of site {self.site_id} ({refusal}); "
             f"next try in {pause / 3600:.2g} h",
         )
+
+    def _shows_live_status(self) -> bool:
+        """auto: whether ``show_livestream`` says the site has a live status (asked once): then a refusal is
+        a passing one, met with the growing pause of ``on``; otherwise the site is asked again in a day."""
+        if self._offered is None:
+            try:
+                payload = self._client.get_json(
+                    live_stream.SHOW_ENDPOINT, live_stream.show_path(self.site_id), None
+                )
+                parsed = live_stream.parse_offered(payload)
+                self._on_problems(len(parsed.problems))
+                self._offered = parsed.value
+            except (CloudError, PayloadError):
+                self._offered = False
+        return self._offered
 
     def _failed(self, now: float, reason: str) -> None:
         self._store.session(self.site_id, "failed")

@@ -26,6 +26,7 @@ from exporter.values import Parsed, PayloadError, Reader, require_object
 
 ENDPOINT = "live_stream"
 DEVICES_ENDPOINT = "devices"
+SHOW_ENDPOINT = "show_livestream"
 PATH = "/pv/aws_sigv4/livestream.json"
 _REQUIRED = (
     "aws_iot_endpoint",
@@ -55,6 +56,19 @@ def query(gateway_serial: str) -> dict[str, str]:
 
 def devices_path(site_id: str) -> str:
     return f"/app-api/{site_id}/devices.json"
+
+
+def show_path(site_id: str) -> str:
+    return f"/app-api/{site_id}/show_livestream"
+
+
+def parse_offered(payload: Any) -> Parsed[bool]:
+    """``show_livestream`` → ``{"live_status": true, "live_vitals": true}``: whether the app shows the site's
+    live status. Anything but a true ``live_status`` means no."""
+    body = require_object(payload, SHOW_ENDPOINT)
+    reader = Reader()
+    offered = reader.flag(body, "live_status", SHOW_ENDPOINT, required=True)
+    return Parsed(offered is True, tuple(reader.problems))
 
 
 def parse(payload: Any) -> Parsed[StreamCredentials]:
