@@ -244,3 +244,33 @@ def test_refused_credentials_are_not_asked_again_soon() -> None:
             assert frames(store) == 0
         finally:
             streams.stop()
+
+
+def test_demo_frames_agree_with_the_simulated_site() -> None:
+    from datetime import datetime
+
+    from exporter.demo import simulation as sim
+    from exporter.demo.live import frame_bytes, site_power_mw
+    from exporter.live.frame import decode
+
+    # A June day: a sunny midday, and an evening with the car charging.
+    day = datetime(2026, 6, 1, tzinfo=sim.TZ)
+    noon = datetime(2026, 6, 1, 13, 0, tzinfo=sim.TZ).timestamp()
+    simulated = sim.simulate_day(day.date())
+    index = int((noon - simulated.start_time) // sim.INTERVAL_SECONDS)
+    interval = simulated.intervals[index]
+    start = simulated.start_time + index * sim.INTERVAL_SECONDS
+    samples = [site_power_mw(start + second) for second in range(sim.INTERVAL_SECONDS)]
+    mean_pv_w = sum(s["pv"] for s in samples) / len(samples) / 1000
+    produced_w = (interval.solar_home + interval.solar_battery + interval.solar_grid) * 4  # Wh in 15 min -> W
+    assert produced_w > 100 and mean_pv_w == pytest.approx(produced_w, rel=0.01)
+    assert all(s["load"] == s["pv"] + s["grid"] + s["storage"] for s in samples)
+    assert len({s["grid"] for s in samples[:10]}) == 10  # a different frame every second
+    # An interval the car charged through: the frames carry the interval's mean power, the car inside load.
+    full = next(i for i, item in enumerate(simulated.intervals) if item.evse * 4 >= 0.99 * sim.EV_POWER_W)
+    charging = simulated.start_time + (full + 0.5) * sim.INTERVAL_SECONDS
+    frame = decode(frame_bytes(charging))
+    assert sim.charger_state(charging).charging
+    assert frame.meters["load"].watts >= 0.99 * sim.EV_POWER_W
+    assert frame.state_of_charge_ratio == pytest.approx(round(sim.battery_soc(charging)) / 100)
+    assert frame.battery_mode == "self_consumption" and frame.grid_relay == "closed"
