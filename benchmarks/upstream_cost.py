@@ -5,8 +5,12 @@
 Both run the real exporter against the demo cloud on 127.0.0.1, time-lapsed (``exporter.demo.timelapse``:
 the jobs ``PollScheduler`` plans, with their jitter, the charging interval and the budget, run on a fake
 clock). They cover the same hours of a June afternoon and evening, when the demo's car charges. The exporter
-runs at its defaults; the reference is a plain poller that fetches every endpoint at the EV status
-interval (60 s), as a naive exporter would. Requests are what the cloud saw, logins included.
+runs at its defaults, live stream included: its session (``exporter.live.session``) asks the demo cloud for
+credentials through the real client on the same fake clock, renewing before each stream's
+``live_stream_duration`` (900 s) runs out; the time-lapse has no broker, so a stand-in connection hands the
+session the demo's own frames, one every ``LIVE_STEP`` seconds. The reference is a plain poller that fetches
+every endpoint at the EV status interval (60 s), as a naive exporter would, without live power.
+Requests are what the cloud saw, logins included.
 
 The worst age of a source is the longest time between two successful polls (from the first success on). EV
 status is split three ways: gaps that began while the exporter knew the car was charging (it polls every
@@ -31,13 +35,41 @@ from tables import machine, markdown
 from exporter.cli import ONCE_ORDER
 from exporter.demo import simulation as sim
 from exporter.demo.journal import Event
+from exporter.demo.live import frame_bytes
 from exporter.demo.timelapse import Timelapse
+from exporter.live.session import LinkEvents, LiveSession
+from exporter.live.streams import gateway_from_snapshot
+from exporter.sources.live_stream import StreamCredentials
 
 START = datetime(2026, 6, 1, 16, 0, tzinfo=sim.TZ).timestamp()
 REQUESTS_PER_HOUR_GOAL = 100
 EV_STATUS_AGE_GOAL = 60.0
 EV_STATUS_CHARGING_AGE_GOAL = 30.0
 PLAIN_INTERVAL = 60.0  # the plain poller's one interval: the EV status default
+LIVE_STEP = 5.0  # seconds of simulated time between the live session's steps (and stand-in frames)
+
+
+class _StandInLink:
+    """The live stream's MQTT connection, stood in for: the time-lapse has no broker."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _StandInBroker:
+    def __init__(self) -> None:
+        self.links: list[_StandInLink] = []
+
+    def connect(self, credentials: StreamCredentials, site_id: str, events: LinkEvents) -> _StandInLink:
+        self.links.append(_StandInLink())
+        return self.links[-1]
+
+    def open_links(self) -> list[_StandInLink]:
+        self.links = [link for link in self.links if not link.closed]
+        return self.links
 
 
 @dataclass
@@ -91,7 +123,24 @@ def run(plain: bool, hours: float, state: Path) -> Run:
                     lapse.poll(source)
             lapse.clock.advance_to(START + hours * 3600)
         else:
-            lapse.run_for(hours * 3600)
+            broker = _StandInBroker()
+            site_id = lapse.settings.site_ids[0]
+            session = LiveSession(
+                site_id,
+                lapse.exporter.client,
+                lapse.exporter.live,  # type: ignore[arg-type]
+                broker.connect,
+                gateway_from_snapshot(lapse.exporter.store, site_id, polls_today=True),
+                mode=lapse.settings.live_stream,
+                clock=lapse.clock,
+            )
+            moment = lapse.clock()
+            while moment < START + hours * 3600:
+                moment = min(moment + LIVE_STEP, START + hours * 3600)
+                lapse.run_until(moment)
+                for link in broker.open_links():
+                    session.message(link, frame_bytes(moment))
+                session.step(moment)
         end = lapse.clock()
         for source, when in last_success.items():  # the data still on show at the end ages too
             kind = source if source != "ev_status" else _ev_status_kind(knew_charging, False)

@@ -21,6 +21,10 @@ from exporter.auth import AuthState, PasswordLogin, PastedHeaders, SessionFile
 from exporter.client import CloudClient, GatewayTransport, RequestBudget, RequestMetrics, Transport
 from exporter.config import Secret, Settings
 from exporter.influx import InfluxOutput, build_output
+from exporter.live.collector import LiveCollector
+from exporter.live.influx import LiveInfluxWindows
+from exporter.live.state import LiveStore
+from exporter.live.streams import LiveStreams
 from exporter.poller import Poller, Telemetry
 from exporter.render_prometheus import Intervals, SnapshotCollector
 from exporter.snapshot import SnapshotStore
@@ -38,6 +42,9 @@ class Exporter:
     poller: Poller
     auth_state: AuthState
     influx: InfluxOutput | None  # started by the caller, closed by the caller
+    live: LiveStore | None = None  # the live stream's state; streamed by start_live_streams (serve)
+    telemetry: Telemetry | None = None
+    live_influx: LiveInfluxWindows | None = None
 
 
 def build(
@@ -88,10 +95,14 @@ def build(
     store = SnapshotStore()
     influx = build_output(settings.influx, registry) if settings.influx else None
     gateway = _gateway(settings, registry)
+    telemetry = Telemetry(registry)
+    live_influx = LiveInfluxWindows(influx.put, settings.live_influx_resolution) if influx else None
+    live = LiveStore(listeners=(live_influx,) if live_influx else ())
+    registry.register(LiveCollector(live, clock))
     poller = Poller(
         client,
         store,
-        Telemetry(registry),
+        telemetry,
         history_start=settings.history_start,
         max_site_power_watts=settings.max_site_power_watts,
         sources=settings.sources,
@@ -116,7 +127,36 @@ def build(
     ).labels(__version__).set(1)
     if process_metrics:
         ProcessCollector(registry=registry)
-    return Exporter(settings, registry, store, client, poller, auth.state, influx)
+    return Exporter(
+        settings, registry, store, client, poller, auth.state, influx, live, telemetry, live_influx
+    )
+
+
+def start_live_streams(exporter: Exporter, site_ids: tuple[str, ...]) -> LiveStreams | None:
+    """``serve``: stream live power for the sites, unless ``ENPHASE_LIVE_STREAM=off``."""
+    settings = exporter.settings
+    if settings.live_stream == "off" or not site_ids or exporter.live is None:
+        return None
+    from exporter.live.mqtt import open_link  # paho-mqtt is loaded only where it is used
+
+    assert exporter.telemetry is not None
+    parse_errors = exporter.telemetry.parse_errors.labels("live_stream")
+    windows = exporter.live_influx
+    streams = LiveStreams(
+        exporter.client,
+        exporter.live,
+        exporter.store,
+        lambda credentials, site_id, events: open_link(
+            credentials, site_id, events, plain_loopback=settings.live_plain_loopback
+        ),
+        mode=settings.live_stream,
+        polls_today="today" in settings.sources,
+        on_bad_frame=parse_errors.inc,
+        on_problems=lambda count: parse_errors.inc(count) if count else None,
+        tick=windows.tick if windows else lambda now: None,
+    )
+    streams.start(site_ids)
+    return streams
 
 
 def _gateway(settings: Settings, registry: CollectorRegistry) -> Gateway | None:
@@ -154,4 +194,5 @@ def demo_cloud_if_asked(settings: Settings) -> Iterator[Settings]:
             e_auth_token=None,
             cookie=None,
             session_file=Path(state) / "session.json",
+            live_plain_loopback=True,  # the demo broker speaks ws:// on 127.0.0.1 (exporter/demo/live.py)
         )

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter import __version__, control, exposition, logs, shard, sites
 from exporter import backfill as backfilling
-from exporter.app import Exporter, build, demo_cloud_if_asked
+from exporter.app import Exporter, build, demo_cloud_if_asked, start_live_streams
 from exporter.auth import SessionFile, interactive_login
 from exporter.client import CloudClient, CloudError, RequestMetrics, Transport
 from exporter.config import ConfigError, Settings, add_arguments, load
@@ -172,8 +172,11 @@ def serve(settings: Settings) -> int:
         if site_ids:
             log.info("Polling site(s) %s", ", ".join(site_ids))
             scheduler.start(site_ids)
+        live = start_live_streams(exporter, site_ids)
         stop.wait()
         log.info("Stopping")
+        if live:
+            live.stop()
         if site_ids:
             scheduler.shutdown()
         if exporter.influx:

@@ -122,6 +122,10 @@ class Settings:
     web_config_file: Path | None
     shard: tuple[int, int] | None  # (k, n): this exporter polls the k-th of n shares of the sites
     gateway: GatewaySettings | None = None  # None: no local gateway, EV status from the cloud only
+    live_stream: str = "auto"  # auto, on or off
+    live_influx_resolution: float = 10.0  # seconds per enphase_site_live point
+    # Set by serve --demo only (no setting): the demo broker speaks plain ws:// on the loopback interface.
+    live_plain_loopback: bool = False
 
     @property
     def uses_pasted_headers(self) -> bool:
@@ -284,6 +288,23 @@ def _shard(text: str) -> tuple[int, int]:
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise ValueError(f"expected K/N with 1 <= K <= N, such as 2/3, got {text!r}")
     return int(match[1]), int(match[2])
+
+
+def _live_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"expected auto, on or off, got {text!r}")
+    return mode
+
+
+def _resolution(text: str) -> float:
+    match = re.fullmatch(r"(\d+)\s*(s|m)?", text.strip().lower())
+    if not match:
+        raise ValueError(f"expected seconds such as 10s, 1s or 1m, got {text!r}")
+    seconds = int(match[1]) * (60 if match[2] == "m" else 1)
+    if not 1 <= seconds <= 3600:
+        raise ValueError(f"must be between 1s and 1h, got {text!r}")
+    return float(seconds)
 
 
 def default_session_file() -> Path:
@@ -655,6 +676,24 @@ SETTINGS: tuple[SettingSpec, ...] = (
         10800,
         "Seconds between asks of the gateway's charger list; after a 401 it is not asked again before this.",
     ),
+    SettingSpec(
+        "live_stream",
+        "ENPHASE_LIVE_STREAM",
+        "--live-stream",
+        _live_mode,
+        "auto",
+        "Live power from the cloud's live stream (about 4 requests an hour per site): auto (every site with "
+        "a gateway; after a refusal, show_livestream says whether to ask again soon or in a day), on, or "
+        "off. `serve` only.",
+    ),
+    SettingSpec(
+        "live_influx_resolution",
+        "ENPHASE_LIVE_INFLUX_RESOLUTION",
+        "--live-influx-resolution",
+        _resolution,
+        10.0,
+        "Live points in InfluxDB: the mean of the frames in each window of this length; 1s keeps each frame.",
+    ),
 )
 
 
@@ -806,6 +845,8 @@ def markdown_table() -> str:
         default = spec.default
         if spec.field == "listen":
             default = f":{DEFAULT_PORT}"
+        if spec.field == "live_influx_resolution":
+            default = f"{default:.0f}s"
         if isinstance(default, tuple):
             default = ",".join(default)
         shown = "—" if default in (None, "") else f"`{default}`"

@@ -9,14 +9,15 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
 # Real servers the tests start on 127.0.0.1: prometheus (and promtool, which checks the exposition and
 # the alert rules), amtool (prometheus-alertmanager) for the Alertmanager example, InfluxDB 1.x (influxdb,
-# the v1 /write path) and VictoriaMetrics (victoria-metrics, the v2 write API).
+# the v1 /write path), VictoriaMetrics (victoria-metrics, the v2 write API), and Mosquitto (mosquitto, in
+# /usr/sbin) with openssl for its test CA: the live stream's MQTT over a TLS WebSocket.
 # The packages' own services are not wanted: the tests start their own servers.
 if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null || ! command -v influxd >/dev/null \
-  || ! command -v victoria-metrics >/dev/null; then
-  echo "--- installing Debian packages: prometheus prometheus-alertmanager influxdb victoria-metrics"
+  || ! command -v victoria-metrics >/dev/null || [ ! -x /usr/sbin/mosquitto ] || ! command -v openssl >/dev/null; then
+  echo "--- installing Debian packages: prometheus prometheus-alertmanager influxdb victoria-metrics mosquitto openssl"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    prometheus prometheus-alertmanager influxdb victoria-metrics >/dev/null
+    prometheus prometheus-alertmanager influxdb victoria-metrics mosquitto openssl >/dev/null
 fi
 
 echo "--- installing the exporter with its test dependencies"

@@ -70,6 +70,8 @@ def test_upstream_cost(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     assert rows["today requests"][1] == "15"
     assert rows["login requests"][:2] == ["1", "1"]
     assert float(rows["worst age, ev_status while idle (s)"][1]) == 60
+    # 15 minutes of live stream: credentials at the start, and the renewal 60 s before the 900 s run out.
+    assert rows["live_stream requests"][:2] == ["2", "0"]
 
 
 def test_many_sites(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,3 +82,15 @@ def test_many_sites(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtu
     assert len(rows["3 sites"]) == 10 and all(float(mib) > 10 for mib in rows["3 sites"])
     assert polls >= 3  # the first EV status and today polls of each site come within two seconds
     assert (failed, late, missed) == (0, 0, 0)
+
+
+def test_live_stream(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert load("live_stream", monkeypatch).main(["--sites", "2", "--seconds", "4"]) == 0
+    output = capsys.readouterr().out
+    rows = table_rows(output)
+    exporter_frames, reference_frames = (int(cell) for cell in rows["frames received"])
+    assert exporter_frames >= 2 * 3 and reference_frames >= 2 * 3  # two sites, a frame a second each
+    assert rows["CPU, share of one core"][0].endswith("%")
+    assert float(rows["RSS MiB"][0]) > 10 and float(rows["RSS MiB"][1]) > 10
+    assert int(rows["frames seen"][0]) >= 2 * 5  # the freshness phase: 10 s of two streams
+    assert 0 <= float(rows["median"][0]) < 1

@@ -32,19 +32,25 @@ from .journal import Event, Journal
 from .payloads import to_json
 
 LOGIN, SESSION, SOURCE = "login", "session", "source"  # kinds of endpoint
-_ANYWHERE = frozenset({LOGIN, SESSION, SOURCE})
+LIVE = "live"  # the live stream's credentials route
+STREAM = "stream"  # the live stream itself: a fault is drawn once per stream, when it is subscribed
+_ANYWHERE = frozenset({LOGIN, SESSION, SOURCE, LIVE})
 
 APPLIES_TO: Mapping[str, frozenset[str]] = {
     "slow": _ANYWHERE,  # answers after `seconds`, within the client's patience
     "timeout": _ANYWHERE,  # nothing for `seconds` (more than the client's read timeout), then a 504
     "5xx": _ANYWHERE,
     "429": _ANYWHERE,  # with Retry-After
-    "expired": frozenset({SESSION, SOURCE}),  # every session ends, answered in `form`
+    "expired": frozenset({SESSION, SOURCE, LIVE}),  # every session ends, answered in `form`
     "too_many_sessions": frozenset({LOGIN}),
     "malformed_json": frozenset({SOURCE}),
     "truncated_json": frozenset({SOURCE}),
     "schema_drift": frozenset({SOURCE}),  # missing keys, wrong types, unknown enumeration values
     "huge_payload": frozenset({SOURCE}),  # the real payload plus `size` bytes of unknown content
+    "refused": frozenset({LIVE}),  # live stream credentials answered 403
+    "dropped": frozenset({STREAM}),  # the broker closes the stream's connection after a few frames
+    "silence": frozenset({STREAM}),  # the stream stops sending after a few frames, the connection stays
+    "garbled_frame": frozenset({STREAM}),  # one frame that is not a protobuf DataMsg
 }
 FAULT_NAMES = tuple(APPLIES_TO)
 BODY_FAULTS = frozenset({"malformed_json", "truncated_json", "schema_drift", "huge_payload"})
@@ -216,9 +222,18 @@ class Faults:
         elif fault.name == "expired":
             expire(fault.form)
             response = normal()  # answered in the expired form, like any later request with that session
+        elif fault.name == "refused":
+            response = json_answer(403, {"message": "Live stream is not enabled for this site"})
         else:
             response = json_answer(200, {"message": "Too many active sessions.."})
         return response, fault
+
+    def stream_fault(self, endpoint: str, now: float) -> Fault | None:
+        """The fault, if any, of one live stream that has just been subscribed (``endpoint``: a STREAM)."""
+        fault = self._take(endpoint)
+        if fault is not None:
+            self._journal.record(Event(now, "fault", endpoint, fault))
+        return fault
 
     def _take(self, endpoint: str) -> Fault | None:
         kind = self._endpoints[endpoint]

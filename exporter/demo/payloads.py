@@ -290,7 +290,10 @@ def today(ts: float) -> JSON:
             "charge_from_grid": False,
             "usage": "self-consumption",
         },
-        "connectionDetails": {"ethernet": True, "wifi": False, "cellular": False},
+        # A list, as the live service sends it; serial_num is the gateway the live stream is asked for.
+        "connectionDetails": [
+            {"ethernet": True, "wifi": False, "cellular": False, "serial_num": sim.GATEWAY_SERIAL}
+        ],
         "stats": [stats_item(day, ts)],
     }
 
@@ -332,6 +335,33 @@ def latest_power(ts: float) -> JSON:
     interval = simulated.intervals[int((reported - simulated.start_time) // sim.INTERVAL_SECONDS)]
     watts = (interval.solar_home + interval.solar_battery + interval.solar_grid) * 3600 / sim.INTERVAL_SECONDS
     return {"latest_power": {"value": round(watts), "units": "W", "precision": 0, "time": int(reported)}}
+
+
+def devices(ts: float) -> JSON:
+    """``devices.json``: the gateway (whose serial the live stream is asked for), battery and meters."""
+    reported = int(ts // REPORT_SECONDS * REPORT_SECONDS)
+
+    def device(name: str, serial: str, sku: str) -> JSON:
+        return {
+            "name": name,
+            "serial_number": serial,
+            "sku_id": sku,
+            "status": "normal",
+            "statusText": "Normal",
+            "last_report": reported,
+        }
+
+    return {
+        "result": [
+            {
+                "type": "envoy",
+                "devices": [{**device("IQ Gateway", sim.GATEWAY_SERIAL, "SC100G"), "sw_version": "D8"}],
+            },
+            {"type": "encharge", "devices": [device("IQ Battery 10T", "482300001111", "B10T")]},
+            {"type": "meter", "devices": [device("Production meter", "122100004242EIM1", "CT-200")]},
+            {"curr_date_site": sim.local_day(ts).isoformat()},
+        ]
+    }
 
 
 def search_sites() -> JSON:

@@ -31,8 +31,9 @@ from . import simulation as sim
 from .answers import EXPIRY_FORMS, HTML_TYPE, LOGIN_PAGE, Response, expired_answer, not_authorized
 from .answers import json_answer as _json
 from .charger_control import DemoChargerControl
-from .faults import LOGIN, SESSION, SOURCE, Faults
+from .faults import LIVE, LOGIN, SESSION, SOURCE, STREAM, Faults
 from .journal import KEEP, Event, Journal
+from .live import GATEWAY_SERIAL, STREAM_FAULTS_ENDPOINT, DemoBroker, LiveGrants
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"
@@ -115,7 +116,10 @@ class DemoCloud:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         endpoints = {route.endpoint: route.kind for route in _ROUTES if route.endpoint}
+        endpoints[STREAM_FAULTS_ENDPOINT] = STREAM
         self.faults = Faults(endpoints, self.journal, self._stopping.wait)
+        self.live_grants = LiveGrants(clock)
+        self.broker = DemoBroker(self.live_grants, lambda: self.site_ids, self.faults, clock, host)
 
     # --- lifecycle ---
 
@@ -130,14 +134,16 @@ class DemoCloud:
                 target=self._server.serve_forever, args=(0.1,), name="demo-enlighten", daemon=True
             )
             self._thread.start()
+            self.broker.start()
             # The walk through years of simulated days takes seconds of CPU; begun now, at most the first
-            # answers wait for it (lifetime_energy, asked first, needs all of it).
+            # answers wait for it (lifetime_energy, asked first, needs all of it; live power needs today).
             day = sim.local_day(self.clock())
             threading.Thread(target=sim.warm_up, args=(day,), name="demo-warm-up", daemon=True).start()
         return self.base_url
 
     def stop(self) -> None:
         if self._server is not None:
+            self.broker.stop()
             self._stopping.set()  # answers held back by a fault end now
             self._server.shutdown()
             self._server.server_close()
@@ -351,6 +357,12 @@ class DemoCloud:
             return self.charger.preference()
         return self.charger.set_preference(request.body)
 
+    def _live_stream(self, request: _Request) -> Response:
+        """Credentials for the live stream of the gateway named in ``serial_num`` (§7.2)."""
+        if request.query.get("serial_num") != GATEWAY_SERIAL:
+            return _json(400, {"message": "Envoy not found"})
+        return _json(200, self.live_grants.issue(self.broker.endpoint))
+
     def _daily_energy(self, request: _Request) -> Response:
         try:
             first = date.fromisoformat(request.query["start_date"])
@@ -423,6 +435,14 @@ _ROUTES = (
         SOURCE,
     ),
     _route("GET", r"/app-api/<site>/get_latest_power", _data(payloads.latest_power), "latest_power"),
+    _route("GET", r"/pv/aws_sigv4/livestream\.json", DemoCloud._live_stream, "live_stream", LIVE),
+    _route("GET", r"/app-api/<site>/devices\.json", _data(payloads.devices), "devices"),
+    _route(
+        "GET",
+        r"/app-api/<site>/show_livestream",
+        _data(lambda now: {"live_status": True, "live_vitals": True}),
+        "show_livestream",
+    ),
 )
 
 

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 SITE_ID = "1234567"
 CHARGER_SERIAL = "EV0000000001"
+GATEWAY_SERIAL = "122100004242"  # the site's gateway: the live stream is asked for by its serial
 TZ_NAME = "Europe/Amsterdam"
 TZ = ZoneInfo(TZ_NAME)
 SITE_START = date(2023, 8, 10)

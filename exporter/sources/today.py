@@ -10,6 +10,7 @@ Refreshed every 5 minutes (the site reports in 15-minute intervals). Sample outp
 
 Units, per field: ``battery_details.aggregate_soc`` and the ``batteryConfig`` percentages are % (→ ratio);
 ``last_report_date`` is epoch s; the energy arrays are Wh per interval (see ``energy_day``).
+``connectionDetails[].serial_num`` is the gateway serial, which the live stream asks its credentials for.
 
 ``start_date`` is the date of today's stats item, **not** the site's first day (that one comes from
 ``lifetime_energy``). It is read only to learn the site's UTC offset, which places days by their local date.
@@ -28,6 +29,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS, EnergyDay, parse_day
+from exporter.sources.live_stream import gateway_from_today
 from exporter.values import PERCENT_TO_RATIO, Parsed, Reader, require_object
 
 ENDPOINT = "today"
@@ -55,6 +57,7 @@ class Today:
     day: EnergyDay | None
     power_watts: Mapping[str, float]  # channel -> mean W of the latest settled interval
     power_interval_end_timestamp: float | None
+    gateway_serial: str | None = None  # connectionDetails[].serial_num: the live stream needs it
 
 
 def path(site_id: str) -> str:
@@ -93,6 +96,7 @@ def parse(
         day=day,
         power_watts=power,
         power_interval_end_timestamp=interval_end,
+        gateway_serial=gateway_from_today(body.get("connectionDetails"), reader),
     )
     return Parsed(today, tuple(reader.problems))
 
