@@ -28,6 +28,7 @@ SITE = 'site_id=~"$site_id"'
 EV = 'site_id=~"$site_id", serial=~"$serial"'
 KWH = " / 3600000"  # joules to kWh: 1 kWh = 3 600 000 J
 MS = " * 1000"  # Unix seconds to the milliseconds Grafana's time units expect
+RATE = "[$__rate_interval]"
 # Daily bars: Grafana evaluates a 1d-step query at midnights of the dashboard's time zone (it rounds the
 # range down to whole steps). A plain [1d] window at midnight M would put the day before M on the bar
 # labelled M and never show today; `offset -1d` makes the bar at M the day that starts at M, today so far
@@ -471,30 +472,229 @@ SITE_FLOWS = [
 ]
 
 
+# ---------------------------------------------------------------------------------------------------
+# Live power: the live stream (a frame a second), with the 15-minute bucket power as the fallback
+#
+# A live query reads a site's live series while its stream delivers frames (enphase_live_stream_up == 1)
+# and the bucket power otherwise: where the stream is off, refused or broken. The test is the stream's
+# state rather than whether the live series exist, so the fallback works whether the exporter drops the
+# live series of a stopped stream or keeps their last values (enphase_site_live_last_frame_timestamp_seconds
+# tells how old they are). Both sides are aggregated `by (site_id)`: the live series carry a `meter` or
+# `flow` label that the bucket series lack, and with unequal label sets `or` would keep both.
+
+LIVE_NOTE = (
+    "Power now from the live stream (a frame a second, as Prometheus last scraped it) while the site's "
+    "stream runs; where it does not, the mean of the latest settled 15-minute interval from the cloud, 15 to "
+    "30 minutes old (see Latest live frame)."
+)
+LIVE_UP = f"enphase_live_stream_up{{{SITE}}} == 1"
+
+
+def live_meter(meter: str) -> str:
+    """The latest frame's power of one meter: grid > 0 imports, storage > 0 discharges."""
+    return f'sum by (site_id) (enphase_site_live_power_watts{{{SITE}, meter="{meter}"}})'
+
+
+def live_flow_power(flow: str) -> str:
+    """Mean power of one energy flow of the stream over the rate window, exact at any scrape interval."""
+    return f'sum by (site_id) (rate(enphase_site_live_energy_joules_total{{{SITE}, flow="{flow}"}}{RATE}))'
+
+
+def live_flow_energy(flow: str) -> str:
+    counter = f'enphase_site_live_energy_joules_total{{{SITE}, flow="{flow}"}}'
+    return f"sum by (site_id) (increase({counter}[$__range]))"
+
+
+def bucket_power(stem: str) -> str:
+    return f"sum by (site_id) (enphase_{stem}_power_watts{{{SITE}}})"
+
+
+def live_or_bucket(live: str, bucket: str) -> str:
+    return f"{live}\n  and on (site_id) {LIVE_UP}\nor on (site_id)\n  {bucket}"
+
+
+def positive_part(expr: str) -> str:
+    return f"clamp_min({expr}, 0)"
+
+
+def negative_part(expr: str) -> str:
+    """The size of the negative part: export from grid power, charge from storage power."""
+    return f"clamp_min(-{expr}, 0)"
+
+
+def smaller(a: str, b: str) -> str:
+    """The smaller of two series of the same labels, element by element."""
+    return f"({a} + {b} - abs({a} - {b})) / 2"
+
+
+PV, LOAD, GRID, STORAGE = (live_meter(meter) for meter in ("pv", "load", "grid", "storage"))
+# (title, live, bucket fallback, colour, description)
+LIVE_POWER = [
+    ("Solar", PV, bucket_power("site_production"), "yellow", "Solar production."),
+    ("Home", LOAD, bucket_power("site_consumption"), "blue", "Home consumption, EV charging included."),
+    (
+        "Grid",
+        GRID,
+        f"{bucket_power('site_grid_import')} - {bucket_power('site_grid_export')}",
+        "red",
+        "Positive: importing from the grid; negative: exporting to it.",
+    ),
+    (
+        "Battery",
+        STORAGE,
+        f"{bucket_power('battery_discharge')} - {bucket_power('battery_charge')}",
+        "purple",
+        "Positive: the battery discharges; negative: it charges.",
+    ),
+]
+# The power flow: the signed meters split into flows that are never negative. Solar → home is the
+# solar power the home uses directly (the smaller of production and consumption).
+POWER_FLOWS = [
+    (
+        "Solar → home",
+        smaller(positive_part(PV), LOAD),
+        smaller(bucket_power("site_production"), bucket_power("site_consumption")),
+        "yellow",
+    ),
+    ("Grid import", positive_part(GRID), bucket_power("site_grid_import"), "red"),
+    ("Grid export", negative_part(GRID), bucket_power("site_grid_export"), "green"),
+    ("Battery discharge", positive_part(STORAGE), bucket_power("battery_discharge"), "orange"),
+    ("Battery charge", negative_part(STORAGE), bucket_power("battery_charge"), "purple"),
+]
+# Power over time from the stream's energy counters: the true mean power of each window.
+LIVE_MEAN_POWER = [
+    ("Solar", live_flow_power("pv_production"), "yellow"),
+    ("Home", live_flow_power("load_consumption"), "blue"),
+    ("Grid", f"{live_flow_power('grid_import')} - {live_flow_power('grid_export')}", "red"),
+    ("Battery", f"{live_flow_power('battery_discharge')} - {live_flow_power('battery_charge')}", "purple"),
+]
+
+
+def self_sufficiency(grid_import: str, load: str) -> str:
+    """Share of the home's consumption met by solar and battery: 1 - grid import / consumption, within
+    0..1 (grid power that charges the battery counts as import, so a battery charged from the grid can
+    take the share below 0)."""
+    return f"clamp(\n  1 - {grid_import}\n    / {load},\n  0, 1\n)"
+
+
+SELF_SUFFICIENCY = (
+    self_sufficiency(live_flow_energy("grid_import"), live_flow_energy("load_consumption"))
+    + "\nor on (site_id)\n"
+    + self_sufficiency(
+        f"sum by (site_id) (increase(enphase_site_grid_import_joules_total{{{SITE}}}[$__range]))",
+        f"sum by (site_id) (increase(enphase_site_consumption_joules_total{{{SITE}}}[$__range]))",
+    )
+)
+
+# enphase_site_relay_state is a state set; the state timeline gets one number per relay, as the charger's
+# connector status does.
+RELAY_STATES = [
+    ("closed", "green"),
+    ("open", "red"),
+    ("offgrid_ac_grid_present", "orange"),
+    ("offgrid_ready_for_resync", "yellow"),
+    ("waiting_to_initialize_on_grid", "light-yellow"),
+    ("generator_open", "light-blue"),
+    ("generator_closed", "blue"),
+    ("generator_startup", "light-purple"),
+    ("generator_sync_ready", "purple"),
+    ("generator_ac_stable", "dark-blue"),
+    ("generator_ac_unstable", "dark-orange"),
+    ("unknown", "text"),
+]
+RELAY_STATE_CODE = "sum by (site_id, relay) (\n  {}\n)".format(
+    "\n  or ".join(
+        f'{code} * enphase_site_relay_state{{{SITE}, state="{state}"}}'
+        for code, (state, _) in enumerate(RELAY_STATES, start=1)
+    )
+)
+RELAY_STATE_MAPPINGS = {code: (state, color) for code, (state, color) in enumerate(RELAY_STATES, 1)}
+
+
 def site_overview() -> dict:
-    power_stats = [
+    live_power = [
         stat(
             f"{title} now",
             "watt",
-            [q(f"sum(enphase_{stem}_power_watts{{{SITE}}})", title)],
+            [q(live_or_bucket(live, bucket), title)],
+            w=5,
             color=color,
             graph=True,
-            description=POWER_NOTE,
+            description=f"{text} {LIVE_NOTE}",
         )
-        for title, stem, color in SITE_FLOWS
+        for title, live, bucket, color, text in LIVE_POWER
     ]
-    power_over_time = timeseries(
+    latest_frame = stat(
+        "Latest live frame",
+        "dateTimeFromNow",
+        [q(f"enphase_site_live_last_frame_timestamp_seconds{{{SITE}}}{MS}")],
+        no_value="no live stream",
+        description="When the site's live stream last delivered a frame. While the stream is down, the "
+        "power panels show the cloud's 15-minute intervals.",
+    )
+    power_flow = [
+        stat(
+            title,
+            "watt",
+            [q(live_or_bucket(live, bucket), title)],
+            color=color,
+            description="The power flow now, from the live stream where the site has one, else from the "
+            "latest settled 15-minute interval.",
+        )
+        for title, live, bucket, color in POWER_FLOWS
+    ]
+    sufficiency = stat(
+        "Self-sufficiency",
+        "percentunit",
+        [q(SELF_SUFFICIENCY, instant=True)],
+        decimals=0,
+        defaults={
+            "min": 0,
+            "max": 1,
+            "thresholds": thresholds((None, "orange"), (0.5, "yellow"), (0.8, "green")),
+        },
+        description="Share of the home's consumption met by solar and battery over the dashboard's time "
+        "range: 1 - grid import / consumption, from the live stream's energy counters (over the part of "
+        "the range the stream ran), else from the cloud's lifetime counters. Grid power that charges the "
+        "battery counts as import.",
+    )
+    live_power_over_time = timeseries(
         "Power",
         "watt",
-        [q(f"enphase_{stem}_power_watts{{{SITE}}}", title) for title, stem, _ in SITE_FLOWS],
+        [
+            q(live_or_bucket(live, bucket), title)
+            for (title, live, color), (_, _, bucket, _, _) in zip(LIVE_MEAN_POWER, LIVE_POWER, strict=True)
+        ],
         w=16,
         h=9,
+        fill=0,
+        description="Mean power from the live stream's energy counters while the stream runs, else the "
+        "cloud's 15-minute intervals. Grid: positive imports; battery: positive discharges.",
+        overrides=[
+            override(chr(ord("A") + i), color=fixed(color)) for i, (_, _, color) in enumerate(LIVE_MEAN_POWER)
+        ],
+    )
+    power_over_time = timeseries(
+        "Power per 15-minute interval",
+        "watt",
+        [q(f"enphase_{stem}_power_watts{{{SITE}}}", title) for title, stem, _ in SITE_FLOWS],
+        w=24,
+        h=8,
         step=True,
         fill=0,
         description=POWER_NOTE,
         overrides=[
             override(chr(ord("A") + i), color=fixed(color)) for i, (_, _, color) in enumerate(SITE_FLOWS)
         ],
+    )
+    relay_state = state_timeline(
+        "Grid relay",
+        [q(RELAY_STATE_CODE, "{{relay}} relay")],
+        {0: ("no state", "text"), **RELAY_STATE_MAPPINGS},
+        h=5,
+        description="The system controller's grid relay (and generator relay, where there is one) from the "
+        "live stream: closed is on the grid; open or an off-grid state is a grid outage "
+        "(alert EnphaseGridOutage).",
     )
     state_of_charge = timeseries(
         "Battery state of charge",
@@ -525,12 +725,21 @@ def site_overview() -> dict:
     ]
     colors = [override(chr(ord("A") + i), color=fixed(color)) for i, (_, _, color) in enumerate(SITE_FLOWS)]
     rows = [
-        power_stats,
+        [*live_power, latest_frame],
+        [*power_flow, sufficiency],
         [
             gauge(
                 "State of charge",
                 "percentunit",
-                [q(f"enphase_battery_state_of_charge_ratio{{{SITE}}}")],
+                [
+                    q(
+                        live_or_bucket(
+                            f"max by (site_id) (enphase_site_live_state_of_charge_ratio{{{SITE}}})",
+                            f"max by (site_id) (enphase_battery_state_of_charge_ratio{{{SITE}}})",
+                        )
+                    )
+                ],
+                description="From the live stream while it runs, else from the cloud's latest report.",
                 defaults={
                     "min": 0,
                     "max": 1,
@@ -540,10 +749,18 @@ def site_overview() -> dict:
             stat(
                 "Backup reserve",
                 "percentunit",
-                [q(f"enphase_battery_backup_reserve_ratio{{{SITE}}}")],
+                [
+                    q(
+                        live_or_bucket(
+                            f"max by (site_id) (enphase_site_live_backup_reserve_ratio{{{SITE}}})",
+                            f"max by (site_id) (enphase_battery_backup_reserve_ratio{{{SITE}}})",
+                        )
+                    )
+                ],
                 h=5,
                 color="red",
-                description="Share of the battery kept for power cuts.",
+                description="Share of the battery kept for power cuts; from the live stream while it runs, "
+                "else from the battery settings.",
             ),
             stat(
                 "Battery profile",
@@ -577,7 +794,9 @@ def site_overview() -> dict:
                 "the Enphase exporter health dashboard.",
             ),
         ],
-        [power_over_time, state_of_charge],
+        [live_power_over_time, state_of_charge],
+        [relay_state],
+        [power_over_time],
         [
             stat(
                 "Energy today",
@@ -860,7 +1079,6 @@ def ev_charger() -> dict:
 
 # Process metrics of the exporter only, whatever its job is called.
 EXPORTER = " and on (job, instance) enphase_exporter_build_info"
-RATE = "[$__rate_interval]"
 
 
 def rate_limited(window: str, by: str = "") -> str:
