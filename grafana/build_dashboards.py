@@ -1154,6 +1154,57 @@ def exporter_health() -> dict:
             ),
         ],
         [
+            stat(
+                "Live stream",
+                "none",
+                [q(f"enphase_live_stream_up{{{SITE}}}", "{{site_id}}")],
+                h=8,
+                mappings=UP_DOWN,
+                no_value="no live stream",
+                description="1 while the site's live stream delivers frames (a frame a second). Sites "
+                "without a stream show nothing.",
+            ),
+            stat(
+                "Latest live frame",
+                "s",
+                [q(f"time() - enphase_site_live_last_frame_timestamp_seconds{{{SITE}}}", "{{site_id}}")],
+                h=8,
+                defaults={"thresholds": thresholds((None, "green"), (30, "yellow"), (300, "red"))},
+                description="Age of each site's latest live-stream frame. Renewing the stream every 15 "
+                "minutes leaves gaps of a few seconds.",
+            ),
+            timeseries(
+                "Live frames per second",
+                "cps",
+                [q(f"rate(enphase_live_stream_frames_total{{{SITE}}}{RATE})", "{{site_id}} frames")],
+                w=8,
+                description="About 1 per site while its stream runs. Bad frames (ones that could not be "
+                "decoded) are counted on the right.",
+            ),
+            timeseries(
+                "Live stream sessions and bad frames",
+                "short",
+                [
+                    q(
+                        "sum by (site_id, outcome) "
+                        f"(increase(enphase_live_stream_sessions_total{{{SITE}}}{RATE}))",
+                        "{{site_id}} session {{outcome}}",
+                    ),
+                    # The bad-frame counter of a healthy stream may stay at 0 or not exist yet: 0 then.
+                    q(
+                        f"increase(enphase_live_stream_bad_frames_total{{{SITE}}}{RATE})"
+                        f"\n  or on (site_id) enphase_live_stream_up{{{SITE}}} * 0",
+                        "{{site_id}} bad frames",
+                    ),
+                ],
+                w=8,
+                bars=True,
+                description="Stream sessions started, by outcome: ok, refused (the cloud declined the "
+                "credentials; the exporter then waits a long, growing pause) or failed (no connection, or "
+                "it broke). A session is renewed about every 15 minutes.",
+            ),
+        ],
+        [
             bargauge(
                 "Age of data",
                 "s",
@@ -1402,18 +1453,227 @@ def latest(measurement: str, fields: list[tuple[str, str]], where: str = IN_SITE
     return f'SELECT {columns} FROM "{measurement}" WHERE {where}'
 
 
+# The live stream's points in InfluxDB: measurement enphase_site_live, tag site_id, fields named like the
+# metrics without their `enphase_site_live_` prefix (one field per meter and per energy flow, signed as the
+# stream signs them: grid > 0 imports, storage > 0 discharges). The names the dashboards read, in one
+# table: a field renamed by the exporter is renamed here only.
+LIVE_MEASUREMENT = "enphase_site_live"
+LIVE_FIELDS = {
+    # power per meter, W
+    "pv": "power_pv_watts",
+    "storage": "power_storage_watts",
+    "grid": "power_grid_watts",
+    "load": "power_load_watts",
+    "generator": "power_generator_watts",
+    "state_of_charge": "state_of_charge_ratio",
+    "backup_reserve": "backup_reserve_ratio",
+    # energy per flow, J, integrated from every frame
+    "pv_production": "energy_pv_production_joules_total",
+    "load_consumption": "energy_load_consumption_joules_total",
+    "grid_import": "energy_grid_import_joules_total",
+    "grid_export": "energy_grid_export_joules_total",
+    "battery_charge": "energy_battery_charge_joules_total",
+    "battery_discharge": "energy_battery_discharge_joules_total",
+    "generator_production": "energy_generator_production_joules_total",
+}
+INFLUX_LIVE_NOTE = (
+    "The newest reading: from the live stream (the mean of each few seconds) while the site streams, else "
+    "the mean of the latest settled 15-minute interval from the cloud, 15 to 30 minutes old."
+)
+
+
+def live_field(key: str) -> str:
+    return f'"{LIVE_FIELDS[key]}"'
+
+
+# InfluxQL has no clamp or min of two fields; abs() gives both, point by point.
+def influx_positive_part(expr: str) -> str:
+    return f"(({expr}) + abs({expr})) / 2"
+
+
+def influx_negative_part(expr: str) -> str:
+    return f"(abs({expr}) - ({expr})) / 2"
+
+
+def influx_smaller(a: str, b: str) -> str:
+    return f"(({a}) + ({b}) - abs(({a}) - ({b}))) / 2"
+
+
+def newest(alias: str, live: str, measurement: str, bucket: str) -> str:
+    """The newest of a live reading and its 15-minute fallback. A site's points in enphase_site and
+    enphase_battery carry the time of its last report, older than the live points while the stream runs;
+    once it stops, the next report's point is newer than the last live one and takes over."""
+    return (
+        f'SELECT last("{alias}") AS "{alias}" FROM '
+        f'(SELECT {live} AS "{alias}" FROM "{LIVE_MEASUREMENT}" WHERE {IN_SITE}), '
+        f'(SELECT {bucket} AS "{alias}" FROM "{measurement}" WHERE {IN_SITE}) '
+        "WHERE $timeFilter"
+    )
+
+
+PV_F, LOAD_F, GRID_F, STORAGE_F = (live_field(meter) for meter in ("pv", "load", "grid", "storage"))
+# (title, live, measurement of the fallback, fallback, colour, description), as LIVE_POWER.
+INFLUX_LIVE_POWER = [
+    ("Solar", PV_F, "enphase_site", '"production_power_watts"', "yellow", "Solar production."),
+    (
+        "Home",
+        LOAD_F,
+        "enphase_site",
+        '"consumption_power_watts"',
+        "blue",
+        "Home consumption, EV charging included.",
+    ),
+    (
+        "Grid",
+        GRID_F,
+        "enphase_site",
+        '"grid_import_power_watts" - "grid_export_power_watts"',
+        "red",
+        "Positive: importing from the grid; negative: exporting to it.",
+    ),
+    (
+        "Battery",
+        STORAGE_F,
+        "enphase_battery",
+        '"discharge_power_watts" - "charge_power_watts"',
+        "purple",
+        "Positive: the battery discharges; negative: it charges.",
+    ),
+]
+# (title, live, measurement of the fallback, fallback, colour), as POWER_FLOWS.
+INFLUX_POWER_FLOWS = [
+    (
+        "Solar → home",
+        influx_smaller(influx_positive_part(PV_F), LOAD_F),
+        "enphase_site",
+        influx_smaller('"production_power_watts"', '"consumption_power_watts"'),
+        "yellow",
+    ),
+    ("Grid import", influx_positive_part(GRID_F), "enphase_site", '"grid_import_power_watts"', "red"),
+    ("Grid export", influx_negative_part(GRID_F), "enphase_site", '"grid_export_power_watts"', "green"),
+    (
+        "Battery discharge",
+        influx_positive_part(STORAGE_F),
+        "enphase_battery",
+        '"discharge_power_watts"',
+        "orange",
+    ),
+    ("Battery charge", influx_negative_part(STORAGE_F), "enphase_battery", '"charge_power_watts"', "purple"),
+]
+# 1 - grid import / consumption over the range, from the energy fields; the differences per interval
+# skip a counter's restart from 0. (v + abs(v)) / 2 keeps the share at 0 or above.
+_SHARE = 'sum("imported") / sum("consumed")'
+INFLUX_SELF_SUFFICIENCY = (
+    f'SELECT (1 - {_SHARE} + abs(1 - {_SHARE})) / 2 AS "Self-sufficiency" FROM ('
+    f'SELECT non_negative_difference(last({live_field("grid_import")})) AS "imported", '
+    f'non_negative_difference(last({live_field("load_consumption")})) AS "consumed" '
+    f'FROM "{LIVE_MEASUREMENT}" WHERE {IN_SITE} GROUP BY time($__interval)'
+    ") WHERE $timeFilter"
+)
+
+
 def influx_site_overview() -> dict:
-    power_stats = [
+    live_power = [
         stat(
             f"{title} now",
             "watt",
-            [iq(latest(measurement, [(f"{stem}_power_watts", title)]), title)],
+            [iq(newest(title, live, measurement, bucket), title)],
+            w=5,
             color=color,
-            description=POWER_NOTE,
+            graph=True,
+            description=f"{text} {INFLUX_LIVE_NOTE}",
             datasource=DS_INFLUX,
         )
-        for title, measurement, stem, color in INFLUX_FLOWS
+        for title, live, measurement, bucket, color, text in INFLUX_LIVE_POWER
     ]
+    live_stream = stat(
+        "Live stream",
+        "none",
+        [
+            iq(
+                f'SELECT count({LOAD_F}) AS "Live points" FROM "{LIVE_MEASUREMENT}" '
+                f"WHERE {IN_SITE} AND time > now() - 5m"
+            )
+        ],
+        no_value="off",
+        defaults={
+            "mappings": [
+                {
+                    "type": "range",
+                    "options": {
+                        "from": 1,
+                        "to": None,
+                        "result": {"text": "on", "color": "green", "index": 0},
+                    },
+                }
+            ],
+            "color": {"mode": "thresholds"},
+            "thresholds": thresholds((None, "text")),
+        },
+        description="On when live-stream points arrived in the last 5 minutes; off means the power panels "
+        "show the cloud's 15-minute intervals.",
+        datasource=DS_INFLUX,
+    )
+    power_flow = [
+        stat(
+            title,
+            "watt",
+            [iq(newest(title, live, measurement, bucket), title)],
+            color=color,
+            description="The power flow now, from the live stream where the site has one, else from the "
+            "latest settled 15-minute interval.",
+            datasource=DS_INFLUX,
+        )
+        for title, live, measurement, bucket, color in INFLUX_POWER_FLOWS
+    ]
+    sufficiency = stat(
+        "Self-sufficiency",
+        "percentunit",
+        [iq(INFLUX_SELF_SUFFICIENCY)],
+        decimals=0,
+        no_value="no live stream",
+        defaults={
+            "min": 0,
+            "max": 1,
+            "thresholds": thresholds((None, "orange"), (0.5, "yellow"), (0.8, "green")),
+        },
+        description="Share of the home's consumption met by solar and battery over the dashboard's time "
+        "range (the part of it the live stream ran): 1 - grid import / consumption, from the live "
+        "stream's energy fields. Grid power that charges the battery counts as import.",
+        datasource=DS_INFLUX,
+    )
+    live_power_over_time = timeseries(
+        "Power",
+        "watt",
+        [
+            iq(
+                "SELECT "
+                + ", ".join(
+                    f'mean({live_field(meter)}) AS "{title}"'
+                    for meter, title in (
+                        ("pv", "Solar"),
+                        ("load", "Home"),
+                        ("grid", "Grid"),
+                        ("storage", "Battery"),
+                    )
+                )
+                + f' FROM "{LIVE_MEASUREMENT}" WHERE {IN_SITE} GROUP BY time($__interval) fill(none)'
+            )
+        ],
+        w=24,
+        h=8,
+        fill=0,
+        description="Mean power from the live stream. Grid: positive imports; battery: positive "
+        "discharges. Empty where the site has no live stream: the 15-minute intervals are below.",
+        overrides=[
+            {
+                "matcher": {"id": "byName", "options": title},
+                "properties": [{"id": "color", "value": fixed(color)}],
+            }
+            for title, _, _, _, color, _ in INFLUX_LIVE_POWER
+        ],
+        datasource=DS_INFLUX,
+    )
     per_bucket = ", ".join(
         f'mean("{stem}_joules") / {BUCKET_SECONDS} AS "{title}"' for title, _, stem, _ in INFLUX_FLOWS
     )
@@ -1486,12 +1746,24 @@ def influx_site_overview() -> dict:
         for title, _, _, color in INFLUX_FLOWS
     ]
     rows = [
-        power_stats,
+        [*live_power, live_stream],
+        [*power_flow, sufficiency],
         [
             gauge(
                 "State of charge",
                 "percentunit",
-                [iq(latest("enphase_battery", [("state_of_charge_ratio", "State of charge")]))],
+                [
+                    iq(
+                        newest(
+                            "State of charge",
+                            live_field("state_of_charge"),
+                            "enphase_battery",
+                            '"state_of_charge_ratio"',
+                        )
+                    )
+                ],
+                description="The newest reading: from the live stream while it runs, else from the cloud's "
+                "latest report.",
                 defaults={
                     "min": 0,
                     "max": 1,
@@ -1502,10 +1774,20 @@ def influx_site_overview() -> dict:
             stat(
                 "Backup reserve",
                 "percentunit",
-                [iq(latest("enphase_battery", [("backup_reserve_ratio", "Backup reserve")]))],
+                [
+                    iq(
+                        newest(
+                            "Backup reserve",
+                            live_field("backup_reserve"),
+                            "enphase_battery",
+                            '"backup_reserve_ratio"',
+                        )
+                    )
+                ],
                 h=5,
                 color="red",
-                description="Share of the battery kept for power cuts.",
+                description="Share of the battery kept for power cuts; the newest reading, from the live "
+                "stream while it runs, else from the battery settings.",
                 datasource=DS_INFLUX,
             ),
             stat(
@@ -1550,6 +1832,7 @@ def influx_site_overview() -> dict:
                 datasource=DS_INFLUX,
             ),
         ],
+        [live_power_over_time],
         [power_over_time, state_of_charge],
         [
             stat(
