@@ -1453,28 +1453,33 @@ def latest(measurement: str, fields: list[tuple[str, str]], where: str = IN_SITE
     return f'SELECT {columns} FROM "{measurement}" WHERE {where}'
 
 
-# The live stream's points in InfluxDB: measurement enphase_site_live, tag site_id, fields named like the
-# metrics without their `enphase_site_live_` prefix (one field per meter and per energy flow, signed as the
-# stream signs them: grid > 0 imports, storage > 0 discharges). The names the dashboards read, in one
-# table: a field renamed by the exporter is renamed here only.
+# The live stream's points in InfluxDB (exporter/live/influx.py): measurement enphase_site_live, tag site_id,
+# one point per window of ENPHASE_LIVE_INFLUX_RESOLUTION (the mean power of its frames per meter, the latest
+# of the rest), fields named like the metrics without their `enphase_site_` prefix, the label value first:
+# pv_power_watts for enphase_site_live_power_watts{meter="pv"}, signed as the stream signs them (grid > 0
+# imports, storage > 0 discharges). The names the dashboards read, in one table: a field renamed by the
+# exporter is renamed here only.
 LIVE_MEASUREMENT = "enphase_site_live"
 LIVE_FIELDS = {
     # power per meter, W
-    "pv": "power_pv_watts",
-    "storage": "power_storage_watts",
-    "grid": "power_grid_watts",
-    "load": "power_load_watts",
-    "generator": "power_generator_watts",
+    "pv": "pv_power_watts",
+    "storage": "storage_power_watts",
+    "grid": "grid_power_watts",
+    "load": "load_power_watts",
+    "generator": "generator_power_watts",
     "state_of_charge": "state_of_charge_ratio",
     "backup_reserve": "backup_reserve_ratio",
-    # energy per flow, J, integrated from every frame
-    "pv_production": "energy_pv_production_joules_total",
-    "load_consumption": "energy_load_consumption_joules_total",
-    "grid_import": "energy_grid_import_joules_total",
-    "grid_export": "energy_grid_export_joules_total",
-    "battery_charge": "energy_battery_charge_joules_total",
-    "battery_discharge": "energy_battery_discharge_joules_total",
-    "generator_production": "energy_generator_production_joules_total",
+    # energy per flow since the exporter started, J, integrated from every frame
+    "pv_production": "pv_production_energy_joules_total",
+    "load_consumption": "load_consumption_energy_joules_total",
+    "grid_import": "grid_import_energy_joules_total",
+    "grid_export": "grid_export_energy_joules_total",
+    "battery_charge": "battery_charge_energy_joules_total",
+    "battery_discharge": "battery_discharge_energy_joules_total",
+    "generator_production": "generator_production_energy_joules_total",
+    # relay states, text: RELAY_STATES
+    "grid_relay": "grid_relay",
+    "generator_relay": "generator_relay",
 }
 INFLUX_LIVE_NOTE = (
     "The newest reading: from the live stream (the mean of each few seconds) while the site streams, else "
@@ -1725,6 +1730,20 @@ def influx_site_overview() -> dict:
         overrides=[override("A", color=fixed("green")), override("B", color=fixed("red"), **DASHED)],
         datasource=DS_INFLUX,
     )
+    relay_state = state_timeline(
+        "Grid relay",
+        [
+            iq(
+                f'SELECT last({live_field("grid_relay")}) AS "grid relay" FROM "{LIVE_MEASUREMENT}" '
+                f"WHERE {IN_SITE} GROUP BY time($__interval) fill(none)"
+            )
+        ],
+        {state: (state, color) for state, color in RELAY_STATES},
+        h=5,
+        description="The system controller's grid relay from the live stream: closed is on the grid; open or "
+        "an off-grid state is a grid outage.",
+        datasource=DS_INFLUX,
+    )
     today = [
         iq(latest(measurement, [(f"{stem}_today_joules", title)], scale=KWH), title)
         for title, measurement, stem, _ in INFLUX_FLOWS
@@ -1833,6 +1852,7 @@ def influx_site_overview() -> dict:
             ),
         ],
         [live_power_over_time],
+        [relay_state],
         [power_over_time, state_of_charge],
         [
             stat(
