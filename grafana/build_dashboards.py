@@ -1565,14 +1565,14 @@ INFLUX_POWER_FLOWS = [
     ),
     ("Battery charge", influx_negative_part(STORAGE_F), "enphase_battery", '"charge_power_watts"', "purple"),
 ]
-# 1 - grid import / consumption over the range, from the energy fields; the differences per interval
-# skip a counter's restart from 0. (v + abs(v)) / 2 keeps the share at 0 or above.
+# 1 - grid import / consumption over the range, from the energy fields: the differences between
+# consecutive points skip a counter's restart from 0, and (v + abs(v)) / 2 keeps the share at 0 or above.
 _SHARE = 'sum("imported") / sum("consumed")'
 INFLUX_SELF_SUFFICIENCY = (
     f'SELECT (1 - {_SHARE} + abs(1 - {_SHARE})) / 2 AS "Self-sufficiency" FROM ('
-    f'SELECT non_negative_difference(last({live_field("grid_import")})) AS "imported", '
-    f'non_negative_difference(last({live_field("load_consumption")})) AS "consumed" '
-    f'FROM "{LIVE_MEASUREMENT}" WHERE {IN_SITE} GROUP BY time($__interval)'
+    f'SELECT non_negative_difference({live_field("grid_import")}) AS "imported", '
+    f'non_negative_difference({live_field("load_consumption")}) AS "consumed" '
+    f'FROM "{LIVE_MEASUREMENT}" WHERE {IN_SITE}'
     ") WHERE $timeFilter"
 )
 
