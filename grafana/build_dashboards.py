@@ -573,8 +573,8 @@ LIVE_MEAN_POWER = [
 def self_sufficiency(grid_import: str, load: str) -> str:
     """Share of the home's consumption met by solar and battery: 1 - grid import / consumption, within
     0..1 (grid power that charges the battery counts as import, so a battery charged from the grid can
-    take the share below 0)."""
-    return f"clamp(\n  1 - {grid_import}\n    / {load},\n  0, 1\n)"
+    take the share below 0). A range without consumption has no share (0 / 0), so `or` passes on."""
+    return f"clamp(\n  1 - {grid_import}\n    / ({load} > 0),\n  0, 1\n)"
 
 
 SELF_SUFFICIENCY = (

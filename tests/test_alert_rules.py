@@ -497,10 +497,25 @@ def test_self_sufficiency_from_the_energy_counters(tmp_path):
         'enphase_site_consumption_joules_total{site_id="2"}': 100,
         'enphase_site_live_energy_joules_total{site_id="3", flow="grid_import"}': 200,
         'enphase_site_live_energy_joules_total{site_id="3", flow="load_consumption"}': 100,
+        # Site 4's live counters stand still (0 / 0): the cloud's counters give the share.
+        'enphase_site_live_energy_joules_total{site_id="4", flow="grid_import"}': 0,
+        'enphase_site_live_energy_joules_total{site_id="4", flow="load_consumption"}': 0,
+        'enphase_site_grid_import_joules_total{site_id="4"}': 20,
+        'enphase_site_consumption_joules_total{site_id="4"}': 100,
+        # Site 5 used nothing: no share at all.
+        'enphase_site_grid_import_joules_total{site_id="5"}': 0,
+        'enphase_site_consumption_joules_total{site_id="5"}': 0,
     }
     input_series = [{"series": name, "values": f"0+{step}x10"} for name, step in counters.items()]
     exprs = {"panel:self_sufficiency": panel_expr("site-overview.json", "Self-sufficiency")}
-    expected = {"panel:self_sufficiency": {'site_id="1"': 0.9, 'site_id="2"': 0.5, 'site_id="3"': 0}}
+    expected = {
+        "panel:self_sufficiency": {
+            'site_id="1"': 0.9,
+            'site_id="2"': 0.5,
+            'site_id="3"': 0,
+            'site_id="4"': 0.8,
+        }
+    }
     promql_unit_test(tmp_path, input_series, exprs, expected)
 
 
@@ -530,7 +545,7 @@ def test_relay_timeline_shows_the_current_state(tmp_path):
 
 
 # An energy divided by an energy, e.g. `/ sum by (site_id) (increase(x_joules_total[1d]))`: a share.
-ENERGY_RATIO = re.compile(r"/\s*(?:\w+(?:\s+by\s*\([^)]*\))?\s*\(\s*)*\w*_joules")
+ENERGY_RATIO = re.compile(r"/\s*(?:\w*(?:\s+by\s*\([^)]*\))?\s*\(\s*)*\w*_joules")
 # The rate of an energy counter: joules per second are watts.
 ENERGY_RATE = re.compile(r"\b(?:rate|irate|deriv)\(\s*\w*_joules")
 
@@ -573,6 +588,9 @@ def test_expected_units():
         "  / sum by (site_id) (increase(enphase_b_joules_total[1d])), 0, 1)"
     )
     assert expected_units(share) == {"percentunit"}
+    assert expected_units(
+        "increase(enphase_a_joules_total[1d]) / (increase(enphase_b_joules_total[1d]) > 0)"
+    ) == {"percentunit"}
     assert expected_units("sum(rate(enphase_a_joules_total[4m])) or sum(enphase_b_power_watts)") == {"watt"}
     assert expected_units("time() - enphase_a_timestamp_seconds") == {"s"}
 
