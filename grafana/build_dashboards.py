@@ -1161,8 +1161,9 @@ def exporter_health() -> dict:
                 h=8,
                 mappings=UP_DOWN,
                 no_value="no live stream",
-                description="1 while the site's live stream delivers frames (a frame a second). Sites "
-                "without a stream show nothing.",
+                description="Up while the site's live stream delivers frames (about a frame a second); down "
+                "while it is refused or broken, or where the site has none. Nothing with "
+                "ENPHASE_LIVE_STREAM=off.",
             ),
             stat(
                 "Latest live frame",
