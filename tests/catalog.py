@@ -72,8 +72,8 @@ ADDITIONS = [
 ]
 
 # The live stream's metrics (METRICS.md, "Live site power"), which the dashboards and alert rules use.
-# They are in the contract, but listed apart until the exporter produces them: test_contract.py checks
-# CATALOG against what the exporter prints, so these join CATALOG with the live-stream source.
+# Apart from CATALOG because test_contract.py checks CATALOG against what `once` prints, and only `serve`
+# streams.
 LIVE = [
     "enphase_site_live_power_watts",
     "enphase_site_live_phase_power_watts",
