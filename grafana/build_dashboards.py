@@ -28,6 +28,7 @@ SITE = 'site_id=~"$site_id"'
 EV = 'site_id=~"$site_id", serial=~"$serial"'
 KWH = " / 3600000"  # joules to kWh: 1 kWh = 3 600 000 J
 MS = " * 1000"  # Unix seconds to the milliseconds Grafana's time units expect
+RATE = "[$__rate_interval]"
 # Daily bars: Grafana evaluates a 1d-step query at midnights of the dashboard's time zone (it rounds the
 # range down to whole steps). A plain [1d] window at midnight M would put the day before M on the bar
 # labelled M and never show today; `offset -1d` makes the bar at M the day that starts at M, today so far
@@ -471,30 +472,229 @@ SITE_FLOWS = [
 ]
 
 
+# ---------------------------------------------------------------------------------------------------
+# Live power: the live stream (a frame a second), with the 15-minute bucket power as the fallback
+#
+# A live query reads a site's live series while its stream delivers frames (enphase_live_stream_up == 1)
+# and the bucket power otherwise: where the stream is off, refused or broken. The test is the stream's
+# state rather than whether the live series exist, so the fallback works whether the exporter drops the
+# live series of a stopped stream or keeps their last values (enphase_site_live_last_frame_timestamp_seconds
+# tells how old they are). Both sides are aggregated `by (site_id)`: the live series carry a `meter` or
+# `flow` label that the bucket series lack, and with unequal label sets `or` would keep both.
+
+LIVE_NOTE = (
+    "Power now from the live stream (a frame a second, as Prometheus last scraped it) while the site's "
+    "stream runs; where it does not, the mean of the latest settled 15-minute interval from the cloud, 15 to "
+    "30 minutes old (see Latest live frame)."
+)
+LIVE_UP = f"enphase_live_stream_up{{{SITE}}} == 1"
+
+
+def live_meter(meter: str) -> str:
+    """The latest frame's power of one meter: grid > 0 imports, storage > 0 discharges."""
+    return f'sum by (site_id) (enphase_site_live_power_watts{{{SITE}, meter="{meter}"}})'
+
+
+def live_flow_power(flow: str) -> str:
+    """Mean power of one energy flow of the stream over the rate window, exact at any scrape interval."""
+    return f'sum by (site_id) (rate(enphase_site_live_energy_joules_total{{{SITE}, flow="{flow}"}}{RATE}))'
+
+
+def live_flow_energy(flow: str) -> str:
+    counter = f'enphase_site_live_energy_joules_total{{{SITE}, flow="{flow}"}}'
+    return f"sum by (site_id) (increase({counter}[$__range]))"
+
+
+def bucket_power(stem: str) -> str:
+    return f"sum by (site_id) (enphase_{stem}_power_watts{{{SITE}}})"
+
+
+def live_or_bucket(live: str, bucket: str) -> str:
+    return f"{live}\n  and on (site_id) {LIVE_UP}\nor on (site_id)\n  {bucket}"
+
+
+def positive_part(expr: str) -> str:
+    return f"clamp_min({expr}, 0)"
+
+
+def negative_part(expr: str) -> str:
+    """The size of the negative part: export from grid power, charge from storage power."""
+    return f"clamp_min(-{expr}, 0)"
+
+
+def smaller(a: str, b: str) -> str:
+    """The smaller of two series of the same labels, element by element."""
+    return f"({a} + {b} - abs({a} - {b})) / 2"
+
+
+PV, LOAD, GRID, STORAGE = (live_meter(meter) for meter in ("pv", "load", "grid", "storage"))
+# (title, live, bucket fallback, colour, description)
+LIVE_POWER = [
+    ("Solar", PV, bucket_power("site_production"), "yellow", "Solar production."),
+    ("Home", LOAD, bucket_power("site_consumption"), "blue", "Home consumption, EV charging included."),
+    (
+        "Grid",
+        GRID,
+        f"{bucket_power('site_grid_import')} - {bucket_power('site_grid_export')}",
+        "red",
+        "Positive: importing from the grid; negative: exporting to it.",
+    ),
+    (
+        "Battery",
+        STORAGE,
+        f"{bucket_power('battery_discharge')} - {bucket_power('battery_charge')}",
+        "purple",
+        "Positive: the battery discharges; negative: it charges.",
+    ),
+]
+# The power flow: the signed meters split into flows that are never negative. Solar → home is the
+# solar power the home uses directly (the smaller of production and consumption).
+POWER_FLOWS = [
+    (
+        "Solar → home",
+        smaller(positive_part(PV), LOAD),
+        smaller(bucket_power("site_production"), bucket_power("site_consumption")),
+        "yellow",
+    ),
+    ("Grid import", positive_part(GRID), bucket_power("site_grid_import"), "red"),
+    ("Grid export", negative_part(GRID), bucket_power("site_grid_export"), "green"),
+    ("Battery discharge", positive_part(STORAGE), bucket_power("battery_discharge"), "orange"),
+    ("Battery charge", negative_part(STORAGE), bucket_power("battery_charge"), "purple"),
+]
+# Power over time from the stream's energy counters: the true mean power of each window.
+LIVE_MEAN_POWER = [
+    ("Solar", live_flow_power("pv_production"), "yellow"),
+    ("Home", live_flow_power("load_consumption"), "blue"),
+    ("Grid", f"{live_flow_power('grid_import')} - {live_flow_power('grid_export')}", "red"),
+    ("Battery", f"{live_flow_power('battery_discharge')} - {live_flow_power('battery_charge')}", "purple"),
+]
+
+
+def self_sufficiency(grid_import: str, load: str) -> str:
+    """Share of the home's consumption met by solar and battery: 1 - grid import / consumption, within
+    0..1 (grid power that charges the battery counts as import, so a battery charged from the grid can
+    take the share below 0). A range without consumption has no share (0 / 0), so `or` passes on."""
+    return f"clamp(\n  1 - {grid_import}\n    / ({load} > 0),\n  0, 1\n)"
+
+
+SELF_SUFFICIENCY = (
+    self_sufficiency(live_flow_energy("grid_import"), live_flow_energy("load_consumption"))
+    + "\nor on (site_id)\n"
+    + self_sufficiency(
+        f"sum by (site_id) (increase(enphase_site_grid_import_joules_total{{{SITE}}}[$__range]))",
+        f"sum by (site_id) (increase(enphase_site_consumption_joules_total{{{SITE}}}[$__range]))",
+    )
+)
+
+# enphase_site_relay_state is a state set; the state timeline gets one number per relay, as the charger's
+# connector status does.
+RELAY_STATES = [
+    ("closed", "green"),
+    ("open", "red"),
+    ("offgrid_ac_grid_present", "orange"),
+    ("offgrid_ready_for_resync", "yellow"),
+    ("waiting_to_initialize_on_grid", "light-yellow"),
+    ("generator_open", "light-blue"),
+    ("generator_closed", "blue"),
+    ("generator_startup", "light-purple"),
+    ("generator_sync_ready", "purple"),
+    ("generator_ac_stable", "dark-blue"),
+    ("generator_ac_unstable", "dark-orange"),
+    ("unknown", "text"),
+]
+RELAY_STATE_CODE = "sum by (site_id, relay) (\n  {}\n)".format(
+    "\n  or ".join(
+        f'{code} * enphase_site_relay_state{{{SITE}, state="{state}"}}'
+        for code, (state, _) in enumerate(RELAY_STATES, start=1)
+    )
+)
+RELAY_STATE_MAPPINGS = {code: (state, color) for code, (state, color) in enumerate(RELAY_STATES, 1)}
+
+
 def site_overview() -> dict:
-    power_stats = [
+    live_power = [
         stat(
             f"{title} now",
             "watt",
-            [q(f"sum(enphase_{stem}_power_watts{{{SITE}}})", title)],
+            [q(live_or_bucket(live, bucket), title)],
+            w=5,
             color=color,
             graph=True,
-            description=POWER_NOTE,
+            description=f"{text} {LIVE_NOTE}",
         )
-        for title, stem, color in SITE_FLOWS
+        for title, live, bucket, color, text in LIVE_POWER
     ]
-    power_over_time = timeseries(
+    latest_frame = stat(
+        "Latest live frame",
+        "dateTimeFromNow",
+        [q(f"enphase_site_live_last_frame_timestamp_seconds{{{SITE}}}{MS}")],
+        no_value="no live stream",
+        description="When the site's live stream last delivered a frame. While the stream is down, the "
+        "power panels show the cloud's 15-minute intervals.",
+    )
+    power_flow = [
+        stat(
+            title,
+            "watt",
+            [q(live_or_bucket(live, bucket), title)],
+            color=color,
+            description="The power flow now, from the live stream where the site has one, else from the "
+            "latest settled 15-minute interval.",
+        )
+        for title, live, bucket, color in POWER_FLOWS
+    ]
+    sufficiency = stat(
+        "Self-sufficiency",
+        "percentunit",
+        [q(SELF_SUFFICIENCY, instant=True)],
+        decimals=0,
+        defaults={
+            "min": 0,
+            "max": 1,
+            "thresholds": thresholds((None, "orange"), (0.5, "yellow"), (0.8, "green")),
+        },
+        description="Share of the home's consumption met by solar and battery over the dashboard's time "
+        "range: 1 - grid import / consumption, from the live stream's energy counters (over the part of "
+        "the range the stream ran), else from the cloud's lifetime counters. Grid power that charges the "
+        "battery counts as import.",
+    )
+    live_power_over_time = timeseries(
         "Power",
         "watt",
-        [q(f"enphase_{stem}_power_watts{{{SITE}}}", title) for title, stem, _ in SITE_FLOWS],
+        [
+            q(live_or_bucket(live, bucket), title)
+            for (title, live, color), (_, _, bucket, _, _) in zip(LIVE_MEAN_POWER, LIVE_POWER, strict=True)
+        ],
         w=16,
         h=9,
+        fill=0,
+        description="Mean power from the live stream's energy counters while the stream runs, else the "
+        "cloud's 15-minute intervals. Grid: positive imports; battery: positive discharges.",
+        overrides=[
+            override(chr(ord("A") + i), color=fixed(color)) for i, (_, _, color) in enumerate(LIVE_MEAN_POWER)
+        ],
+    )
+    power_over_time = timeseries(
+        "Power per 15-minute interval",
+        "watt",
+        [q(f"enphase_{stem}_power_watts{{{SITE}}}", title) for title, stem, _ in SITE_FLOWS],
+        w=24,
+        h=8,
         step=True,
         fill=0,
         description=POWER_NOTE,
         overrides=[
             override(chr(ord("A") + i), color=fixed(color)) for i, (_, _, color) in enumerate(SITE_FLOWS)
         ],
+    )
+    relay_state = state_timeline(
+        "Grid relay",
+        [q(RELAY_STATE_CODE, "{{relay}} relay")],
+        {0: ("no state", "text"), **RELAY_STATE_MAPPINGS},
+        h=5,
+        description="The system controller's grid relay (and generator relay, where there is one) from the "
+        "live stream: closed is on the grid; open or an off-grid state is a grid outage "
+        "(alert EnphaseGridOutage).",
     )
     state_of_charge = timeseries(
         "Battery state of charge",
@@ -525,12 +725,21 @@ def site_overview() -> dict:
     ]
     colors = [override(chr(ord("A") + i), color=fixed(color)) for i, (_, _, color) in enumerate(SITE_FLOWS)]
     rows = [
-        power_stats,
+        [*live_power, latest_frame],
+        [*power_flow, sufficiency],
         [
             gauge(
                 "State of charge",
                 "percentunit",
-                [q(f"enphase_battery_state_of_charge_ratio{{{SITE}}}")],
+                [
+                    q(
+                        live_or_bucket(
+                            f"max by (site_id) (enphase_site_live_state_of_charge_ratio{{{SITE}}})",
+                            f"max by (site_id) (enphase_battery_state_of_charge_ratio{{{SITE}}})",
+                        )
+                    )
+                ],
+                description="From the live stream while it runs, else from the cloud's latest report.",
                 defaults={
                     "min": 0,
                     "max": 1,
@@ -540,10 +749,18 @@ def site_overview() -> dict:
             stat(
                 "Backup reserve",
                 "percentunit",
-                [q(f"enphase_battery_backup_reserve_ratio{{{SITE}}}")],
+                [
+                    q(
+                        live_or_bucket(
+                            f"max by (site_id) (enphase_site_live_backup_reserve_ratio{{{SITE}}})",
+                            f"max by (site_id) (enphase_battery_backup_reserve_ratio{{{SITE}}})",
+                        )
+                    )
+                ],
                 h=5,
                 color="red",
-                description="Share of the battery kept for power cuts.",
+                description="Share of the battery kept for power cuts; from the live stream while it runs, "
+                "else from the battery settings.",
             ),
             stat(
                 "Battery profile",
@@ -577,7 +794,9 @@ def site_overview() -> dict:
                 "the Enphase exporter health dashboard.",
             ),
         ],
-        [power_over_time, state_of_charge],
+        [live_power_over_time, state_of_charge],
+        [relay_state],
+        [power_over_time],
         [
             stat(
                 "Energy today",
@@ -860,7 +1079,6 @@ def ev_charger() -> dict:
 
 # Process metrics of the exporter only, whatever its job is called.
 EXPORTER = " and on (job, instance) enphase_exporter_build_info"
-RATE = "[$__rate_interval]"
 
 
 def rate_limited(window: str, by: str = "") -> str:
@@ -933,6 +1151,58 @@ def exporter_health() -> dict:
             state_timeline("Site up", [q(f"enphase_up{{{SITE}}}", "{{site_id}}")], UP_DOWN, w=12, h=8),
             state_timeline(
                 "Source up", [q(f"enphase_source_up{{{SITE}}}", "{{site_id}} {{source}}")], UP_DOWN, w=12, h=8
+            ),
+        ],
+        [
+            stat(
+                "Live stream",
+                "none",
+                [q(f"enphase_live_stream_up{{{SITE}}}", "{{site_id}}")],
+                h=8,
+                mappings=UP_DOWN,
+                no_value="no live stream",
+                description="Up while the site's live stream delivers frames (about a frame a second); down "
+                "while it is refused or broken, or where the site has none. Nothing with "
+                "ENPHASE_LIVE_STREAM=off.",
+            ),
+            stat(
+                "Latest live frame",
+                "s",
+                [q(f"time() - enphase_site_live_last_frame_timestamp_seconds{{{SITE}}}", "{{site_id}}")],
+                h=8,
+                defaults={"thresholds": thresholds((None, "green"), (30, "yellow"), (300, "red"))},
+                description="Age of each site's latest live-stream frame. Renewing the stream every 15 "
+                "minutes leaves gaps of a few seconds.",
+            ),
+            timeseries(
+                "Live frames per second",
+                "cps",
+                [q(f"rate(enphase_live_stream_frames_total{{{SITE}}}{RATE})", "{{site_id}} frames")],
+                w=8,
+                description="About 1 per site while its stream runs. Bad frames (ones that could not be "
+                "decoded) are counted on the right.",
+            ),
+            timeseries(
+                "Live stream sessions and bad frames",
+                "short",
+                [
+                    q(
+                        "sum by (site_id, outcome) "
+                        f"(increase(enphase_live_stream_sessions_total{{{SITE}}}{RATE}))",
+                        "{{site_id}} session {{outcome}}",
+                    ),
+                    # The bad-frame counter of a healthy stream may stay at 0 or not exist yet: 0 then.
+                    q(
+                        f"increase(enphase_live_stream_bad_frames_total{{{SITE}}}{RATE})"
+                        f"\n  or on (site_id) enphase_live_stream_up{{{SITE}}} * 0",
+                        "{{site_id}} bad frames",
+                    ),
+                ],
+                w=8,
+                bars=True,
+                description="Stream sessions started, by outcome: ok, refused (the cloud declined the "
+                "credentials; the exporter then waits a long, growing pause) or failed (no connection, or "
+                "it broke). A session is renewed about every 15 minutes.",
             ),
         ],
         [
@@ -1184,18 +1454,232 @@ def latest(measurement: str, fields: list[tuple[str, str]], where: str = IN_SITE
     return f'SELECT {columns} FROM "{measurement}" WHERE {where}'
 
 
+# The live stream's points in InfluxDB (exporter/live/influx.py): measurement enphase_site_live, tag site_id,
+# one point per window of ENPHASE_LIVE_INFLUX_RESOLUTION (the mean power of its frames per meter, the latest
+# of the rest), fields named like the metrics without their `enphase_site_` prefix, the label value first:
+# pv_power_watts for enphase_site_live_power_watts{meter="pv"}, signed as the stream signs them (grid > 0
+# imports, storage > 0 discharges). The names the dashboards read, in one table: a field renamed by the
+# exporter is renamed here only.
+LIVE_MEASUREMENT = "enphase_site_live"
+LIVE_FIELDS = {
+    # power per meter, W
+    "pv": "pv_power_watts",
+    "storage": "storage_power_watts",
+    "grid": "grid_power_watts",
+    "load": "load_power_watts",
+    "generator": "generator_power_watts",
+    "state_of_charge": "state_of_charge_ratio",
+    "backup_reserve": "backup_reserve_ratio",
+    # energy per flow since the exporter started, J, integrated from every frame
+    "pv_production": "pv_production_energy_joules_total",
+    "load_consumption": "load_consumption_energy_joules_total",
+    "grid_import": "grid_import_energy_joules_total",
+    "grid_export": "grid_export_energy_joules_total",
+    "battery_charge": "battery_charge_energy_joules_total",
+    "battery_discharge": "battery_discharge_energy_joules_total",
+    "generator_production": "generator_production_energy_joules_total",
+    # relay states, text: RELAY_STATES
+    "grid_relay": "grid_relay",
+    "generator_relay": "generator_relay",
+}
+INFLUX_LIVE_NOTE = (
+    "The newest reading: from the live stream (the mean of each few seconds) while the site streams, else "
+    "the mean of the latest settled 15-minute interval from the cloud, 15 to 30 minutes old."
+)
+
+
+def live_field(key: str) -> str:
+    return f'"{LIVE_FIELDS[key]}"'
+
+
+# InfluxQL has no clamp or min of two fields; abs() gives both, point by point.
+def influx_positive_part(expr: str) -> str:
+    return f"(({expr}) + abs({expr})) / 2"
+
+
+def influx_negative_part(expr: str) -> str:
+    return f"(abs({expr}) - ({expr})) / 2"
+
+
+def influx_smaller(a: str, b: str) -> str:
+    return f"(({a}) + ({b}) - abs(({a}) - ({b}))) / 2"
+
+
+def newest(alias: str, live: str, measurement: str, bucket: str) -> str:
+    """The newest of a live reading and its 15-minute fallback. A site's points in enphase_site and
+    enphase_battery carry the time of its last report, older than the live points while the stream runs;
+    once it stops, the next report's point is newer than the last live one and takes over."""
+    return (
+        f'SELECT last("{alias}") AS "{alias}" FROM '
+        f'(SELECT {live} AS "{alias}" FROM "{LIVE_MEASUREMENT}" WHERE {IN_SITE}), '
+        f'(SELECT {bucket} AS "{alias}" FROM "{measurement}" WHERE {IN_SITE}) '
+        "WHERE $timeFilter"
+    )
+
+
+PV_F, LOAD_F, GRID_F, STORAGE_F = (live_field(meter) for meter in ("pv", "load", "grid", "storage"))
+# (title, live, measurement of the fallback, fallback, colour, description), as LIVE_POWER.
+INFLUX_LIVE_POWER = [
+    ("Solar", PV_F, "enphase_site", '"production_power_watts"', "yellow", "Solar production."),
+    (
+        "Home",
+        LOAD_F,
+        "enphase_site",
+        '"consumption_power_watts"',
+        "blue",
+        "Home consumption, EV charging included.",
+    ),
+    (
+        "Grid",
+        GRID_F,
+        "enphase_site",
+        '"grid_import_power_watts" - "grid_export_power_watts"',
+        "red",
+        "Positive: importing from the grid; negative: exporting to it.",
+    ),
+    (
+        "Battery",
+        STORAGE_F,
+        "enphase_battery",
+        '"discharge_power_watts" - "charge_power_watts"',
+        "purple",
+        "Positive: the battery discharges; negative: it charges.",
+    ),
+]
+# (title, live, measurement of the fallback, fallback, colour), as POWER_FLOWS.
+INFLUX_POWER_FLOWS = [
+    (
+        "Solar → home",
+        influx_smaller(influx_positive_part(PV_F), LOAD_F),
+        "enphase_site",
+        influx_smaller('"production_power_watts"', '"consumption_power_watts"'),
+        "yellow",
+    ),
+    ("Grid import", influx_positive_part(GRID_F), "enphase_site", '"grid_import_power_watts"', "red"),
+    ("Grid export", influx_negative_part(GRID_F), "enphase_site", '"grid_export_power_watts"', "green"),
+    (
+        "Battery discharge",
+        influx_positive_part(STORAGE_F),
+        "enphase_battery",
+        '"discharge_power_watts"',
+        "orange",
+    ),
+    ("Battery charge", influx_negative_part(STORAGE_F), "enphase_battery", '"charge_power_watts"', "purple"),
+]
+# 1 - grid import / consumption over the range, from the energy fields: the differences between
+# consecutive points skip a counter's restart from 0, and (v + abs(v)) / 2 keeps the share at 0 or above.
+_SHARE = 'sum("imported") / sum("consumed")'
+INFLUX_SELF_SUFFICIENCY = (
+    f'SELECT (1 - {_SHARE} + abs(1 - {_SHARE})) / 2 AS "Self-sufficiency" FROM ('
+    f'SELECT non_negative_difference({live_field("grid_import")}) AS "imported", '
+    f'non_negative_difference({live_field("load_consumption")}) AS "consumed" '
+    f'FROM "{LIVE_MEASUREMENT}" WHERE {IN_SITE}'
+    ") WHERE $timeFilter"
+)
+
+
 def influx_site_overview() -> dict:
-    power_stats = [
+    live_power = [
         stat(
             f"{title} now",
             "watt",
-            [iq(latest(measurement, [(f"{stem}_power_watts", title)]), title)],
+            [iq(newest(title, live, measurement, bucket), title)],
+            w=5,
             color=color,
-            description=POWER_NOTE,
+            graph=True,
+            description=f"{text} {INFLUX_LIVE_NOTE}",
             datasource=DS_INFLUX,
         )
-        for title, measurement, stem, color in INFLUX_FLOWS
+        for title, live, measurement, bucket, color, text in INFLUX_LIVE_POWER
     ]
+    live_stream = stat(
+        "Live stream",
+        "none",
+        [
+            iq(
+                f'SELECT count({LOAD_F}) AS "Live points" FROM "{LIVE_MEASUREMENT}" '
+                f"WHERE {IN_SITE} AND time > now() - 5m"
+            )
+        ],
+        no_value="off",
+        defaults={
+            "mappings": [
+                {
+                    "type": "range",
+                    "options": {
+                        "from": 1,
+                        "to": None,
+                        "result": {"text": "on", "color": "green", "index": 0},
+                    },
+                }
+            ],
+            "color": {"mode": "thresholds"},
+            "thresholds": thresholds((None, "text")),
+        },
+        description="On when live-stream points arrived in the last 5 minutes; off means the power panels "
+        "show the cloud's 15-minute intervals.",
+        datasource=DS_INFLUX,
+    )
+    power_flow = [
+        stat(
+            title,
+            "watt",
+            [iq(newest(title, live, measurement, bucket), title)],
+            color=color,
+            description="The power flow now, from the live stream where the site has one, else from the "
+            "latest settled 15-minute interval.",
+            datasource=DS_INFLUX,
+        )
+        for title, live, measurement, bucket, color in INFLUX_POWER_FLOWS
+    ]
+    sufficiency = stat(
+        "Self-sufficiency",
+        "percentunit",
+        [iq(INFLUX_SELF_SUFFICIENCY)],
+        decimals=0,
+        no_value="no live stream",
+        defaults={
+            "min": 0,
+            "max": 1,
+            "thresholds": thresholds((None, "orange"), (0.5, "yellow"), (0.8, "green")),
+        },
+        description="Share of the home's consumption met by solar and battery over the dashboard's time "
+        "range (the part of it the live stream ran): 1 - grid import / consumption, from the live "
+        "stream's energy fields. Grid power that charges the battery counts as import.",
+        datasource=DS_INFLUX,
+    )
+    live_power_over_time = timeseries(
+        "Power",
+        "watt",
+        [
+            iq(
+                "SELECT "
+                + ", ".join(
+                    f'mean({live_field(meter)}) AS "{title}"'
+                    for meter, title in (
+                        ("pv", "Solar"),
+                        ("load", "Home"),
+                        ("grid", "Grid"),
+                        ("storage", "Battery"),
+                    )
+                )
+                + f' FROM "{LIVE_MEASUREMENT}" WHERE {IN_SITE} GROUP BY time($__interval) fill(none)'
+            )
+        ],
+        w=24,
+        h=8,
+        fill=0,
+        description="Mean power from the live stream. Grid: positive imports; battery: positive "
+        "discharges. Empty where the site has no live stream: the 15-minute intervals are below.",
+        overrides=[
+            {
+                "matcher": {"id": "byName", "options": title},
+                "properties": [{"id": "color", "value": fixed(color)}],
+            }
+            for title, _, _, _, color, _ in INFLUX_LIVE_POWER
+        ],
+        datasource=DS_INFLUX,
+    )
     per_bucket = ", ".join(
         f'mean("{stem}_joules") / {BUCKET_SECONDS} AS "{title}"' for title, _, stem, _ in INFLUX_FLOWS
     )
@@ -1247,6 +1731,20 @@ def influx_site_overview() -> dict:
         overrides=[override("A", color=fixed("green")), override("B", color=fixed("red"), **DASHED)],
         datasource=DS_INFLUX,
     )
+    relay_state = state_timeline(
+        "Grid relay",
+        [
+            iq(
+                f'SELECT last({live_field("grid_relay")}) AS "grid relay" FROM "{LIVE_MEASUREMENT}" '
+                f"WHERE {IN_SITE} GROUP BY time($__interval) fill(none)"
+            )
+        ],
+        {state: (state, color) for state, color in RELAY_STATES},
+        h=5,
+        description="The system controller's grid relay from the live stream: closed is on the grid; open or "
+        "an off-grid state is a grid outage.",
+        datasource=DS_INFLUX,
+    )
     today = [
         iq(latest(measurement, [(f"{stem}_today_joules", title)], scale=KWH), title)
         for title, measurement, stem, _ in INFLUX_FLOWS
@@ -1268,12 +1766,24 @@ def influx_site_overview() -> dict:
         for title, _, _, color in INFLUX_FLOWS
     ]
     rows = [
-        power_stats,
+        [*live_power, live_stream],
+        [*power_flow, sufficiency],
         [
             gauge(
                 "State of charge",
                 "percentunit",
-                [iq(latest("enphase_battery", [("state_of_charge_ratio", "State of charge")]))],
+                [
+                    iq(
+                        newest(
+                            "State of charge",
+                            live_field("state_of_charge"),
+                            "enphase_battery",
+                            '"state_of_charge_ratio"',
+                        )
+                    )
+                ],
+                description="The newest reading: from the live stream while it runs, else from the cloud's "
+                "latest report.",
                 defaults={
                     "min": 0,
                     "max": 1,
@@ -1284,10 +1794,20 @@ def influx_site_overview() -> dict:
             stat(
                 "Backup reserve",
                 "percentunit",
-                [iq(latest("enphase_battery", [("backup_reserve_ratio", "Backup reserve")]))],
+                [
+                    iq(
+                        newest(
+                            "Backup reserve",
+                            live_field("backup_reserve"),
+                            "enphase_battery",
+                            '"backup_reserve_ratio"',
+                        )
+                    )
+                ],
                 h=5,
                 color="red",
-                description="Share of the battery kept for power cuts.",
+                description="Share of the battery kept for power cuts; the newest reading, from the live "
+                "stream while it runs, else from the battery settings.",
                 datasource=DS_INFLUX,
             ),
             stat(
@@ -1332,6 +1852,8 @@ def influx_site_overview() -> dict:
                 datasource=DS_INFLUX,
             ),
         ],
+        [live_power_over_time],
+        [relay_state],
         [power_over_time, state_of_charge],
         [
             stat(

@@ -70,3 +70,23 @@ ADDITIONS = [
     "enphase_influxdb_queue_bytes",
     "enphase_influxdb_last_success_timestamp_seconds",
 ]
+
+# The live stream's metrics (METRICS.md, "Live site power"), which the dashboards and alert rules use.
+# Apart from CATALOG because test_contract.py checks CATALOG against what `once` prints, and only `serve`
+# streams.
+LIVE = [
+    "enphase_site_live_power_watts",
+    "enphase_site_live_phase_power_watts",
+    "enphase_site_live_apparent_power_voltamperes",
+    "enphase_site_live_energy_joules_total",
+    "enphase_site_live_state_of_charge_ratio",
+    "enphase_site_live_backup_reserve_ratio",
+    "enphase_battery_mode",
+    "enphase_site_relay_state",
+    "enphase_site_live_microinverters",
+    "enphase_site_live_last_frame_timestamp_seconds",
+    "enphase_live_stream_up",
+    "enphase_live_stream_frames_total",
+    "enphase_live_stream_bad_frames_total",
+    "enphase_live_stream_sessions_total",
+]

@@ -19,7 +19,7 @@ import pytest
 
 # PyYAML is installed with `responses`, one of the test dependencies.
 import yaml
-from catalog import ADDITIONS, CATALOG
+from catalog import ADDITIONS, CATALOG, LIVE
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "prometheus" / "alerts.yml"
@@ -36,6 +36,7 @@ KNOWN_METRICS = frozenset(
     {
         *CATALOG,
         *ADDITIONS,
+        *LIVE,
         "enphase_api_request_duration_seconds_bucket",
         "enphase_api_request_duration_seconds_sum",
         "enphase_api_request_duration_seconds_count",
@@ -66,6 +67,8 @@ REQUIRED_ALERTS = {
     "EnphaseAuthFailing",
     "EnphaseRateLimited",
     "EnphaseExporterDown",
+    "EnphaseGridOutage",
+    "EnphaseLiveStreamDown",
 }
 SEVERITIES = {"critical", "warning", "info"}
 # Alerts whose expression already spans a window, so they need no `for:`.
@@ -395,6 +398,158 @@ def test_connector_status_timeline_shows_the_current_status(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def panel_expr(board: str, title: str, ref_id: str = "A") -> str:
+    (item,) = [item for item in panels(dashboard(board)) if item["title"] == title]
+    (target,) = [target for target in item["targets"] if target["refId"] == ref_id]
+    return as_promql(target["expr"])
+
+
+def promql_unit_test(tmp_path: Path, input_series: list[dict], exprs: dict[str, str], expected: dict) -> None:
+    """Each expression of `exprs` (record name: PromQL) evaluated by promtool over `input_series` (one
+    sample a minute for 10 minutes) must give `expected[record name]` (labels: value) at 10m."""
+    rules = [{"record": name, "expr": expr} for name, expr in exprs.items()]
+    (tmp_path / "rules.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}), encoding="utf-8"
+    )
+    unit_test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": input_series,
+                "promql_expr_test": [
+                    {
+                        "expr": name,
+                        "eval_time": "10m",
+                        "exp_samples": [
+                            {"labels": f"{name}{{{labels}}}", "value": value}
+                            for labels, value in expected[name].items()
+                        ],
+                    }
+                    for name in exprs
+                ],
+            }
+        ],
+    }
+    (tmp_path / "rules_test.yml").write_text(yaml.safe_dump(unit_test), encoding="utf-8")
+    result = run(require_tool("promtool"), "test", "rules", str(tmp_path / "rules_test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_live_power_falls_back_to_the_bucket_power(tmp_path):
+    """Site 1 streams: its live power shows. Site 2's stream stopped and its live series kept their last
+    values; site 3 has no stream: both show the 15-minute bucket power, signed as the live power."""
+    series = {
+        'enphase_live_stream_up{site_id="1"}': 1,
+        'enphase_live_stream_up{site_id="2"}': 0,
+        **{
+            f'enphase_site_live_power_watts{{site_id="{site}", meter="{meter}"}}': value
+            for site in ("1", "2")
+            for meter, value in (("pv", 3000), ("load", 1000), ("grid", -1500), ("storage", -500))
+        },
+        **{
+            f'enphase_{stem}_power_watts{{site_id="{site}"}}': value
+            for site in ("1", "2", "3")
+            for stem, value in (
+                ("site_production", 200),
+                ("site_consumption", 900),
+                ("site_grid_import", 400),
+                ("site_grid_export", 0),
+                ("battery_discharge", 300),
+                ("battery_charge", 0),
+            )
+        },
+    }
+    input_series = [{"series": name, "values": f"{value}x10"} for name, value in series.items()]
+    titles = {
+        "solar": "Solar now",
+        "home": "Home now",
+        "grid": "Grid now",
+        "battery": "Battery now",
+        "solar_to_home": "Solar → home",
+        "grid_import": "Grid import",
+        "grid_export": "Grid export",
+        "battery_discharge": "Battery discharge",
+        "battery_charge": "Battery charge",
+    }
+    live = {"solar": 3000, "home": 1000, "grid": -1500, "battery": -500, "solar_to_home": 1000}
+    live |= {"grid_import": 0, "grid_export": 1500, "battery_discharge": 0, "battery_charge": 500}
+    bucket = {"solar": 200, "home": 900, "grid": 400, "battery": 300, "solar_to_home": 200}
+    bucket |= {"grid_import": 400, "grid_export": 0, "battery_discharge": 300, "battery_charge": 0}
+    exprs = {f"panel:{key}": panel_expr("site-overview.json", title) for key, title in titles.items()}
+    expected = {
+        f"panel:{key}": {'site_id="1"': live[key], 'site_id="2"': bucket[key], 'site_id="3"': bucket[key]}
+        for key in titles
+    }
+    promql_unit_test(tmp_path, input_series, exprs, expected)
+
+
+def test_self_sufficiency_from_the_energy_counters(tmp_path):
+    """Site 1 streams: 1 - 100 J imported / 1000 J consumed. Site 2 has only the cloud's counters. Site 3
+    charged its battery from the grid, importing more than the home used: 0, not below."""
+    counters = {
+        'enphase_site_live_energy_joules_total{site_id="1", flow="grid_import"}': 10,
+        'enphase_site_live_energy_joules_total{site_id="1", flow="load_consumption"}': 100,
+        'enphase_site_grid_import_joules_total{site_id="1"}': 50,
+        'enphase_site_consumption_joules_total{site_id="1"}': 100,
+        'enphase_site_grid_import_joules_total{site_id="2"}': 50,
+        'enphase_site_consumption_joules_total{site_id="2"}': 100,
+        'enphase_site_live_energy_joules_total{site_id="3", flow="grid_import"}': 200,
+        'enphase_site_live_energy_joules_total{site_id="3", flow="load_consumption"}': 100,
+        # Site 4's live counters stand still (0 / 0): the cloud's counters give the share.
+        'enphase_site_live_energy_joules_total{site_id="4", flow="grid_import"}': 0,
+        'enphase_site_live_energy_joules_total{site_id="4", flow="load_consumption"}': 0,
+        'enphase_site_grid_import_joules_total{site_id="4"}': 20,
+        'enphase_site_consumption_joules_total{site_id="4"}': 100,
+        # Site 5 used nothing: no share at all.
+        'enphase_site_grid_import_joules_total{site_id="5"}': 0,
+        'enphase_site_consumption_joules_total{site_id="5"}': 0,
+    }
+    input_series = [{"series": name, "values": f"0+{step}x10"} for name, step in counters.items()]
+    exprs = {"panel:self_sufficiency": panel_expr("site-overview.json", "Self-sufficiency")}
+    expected = {
+        "panel:self_sufficiency": {
+            'site_id="1"': 0.9,
+            'site_id="2"': 0.5,
+            'site_id="3"': 0,
+            'site_id="4"': 0.8,
+        }
+    }
+    promql_unit_test(tmp_path, input_series, exprs, expected)
+
+
+def test_relay_timeline_shows_the_current_state(tmp_path):
+    (timeline,) = [item for item in panels(dashboard("site-overview.json")) if item["title"] == "Grid relay"]
+    codes = {
+        entry["text"]: int(value)
+        for value, entry in timeline["fieldConfig"]["defaults"]["mappings"][0]["options"].items()
+    }
+    current = {"grid": "offgrid_ready_for_resync", "generator": "generator_sync_ready"}
+    input_series = [
+        {
+            "series": f'enphase_site_relay_state{{site_id="1", relay="{relay}", state="{state}"}}',
+            "values": "1x10" if current[relay] == state else "0x10",
+        }
+        for relay in current
+        for state in codes
+        if state != "no state"
+    ]
+    exprs = {"panel:relay_state": panel_expr("site-overview.json", "Grid relay")}
+    expected = {
+        "panel:relay_state": {
+            f'site_id="1", relay="{relay}"': codes[state] for relay, state in current.items()
+        }
+    }
+    promql_unit_test(tmp_path, input_series, exprs, expected)
+
+
+# An energy divided by an energy, e.g. `/ sum by (site_id) (increase(x_joules_total[1d]))`: a share.
+ENERGY_RATIO = re.compile(r"/\s*(?:\w*(?:\s+by\s*\([^)]*\))?\s*\(\s*)*\w*_joules")
+# The rate of an energy counter: joules per second are watts.
+ENERGY_RATE = re.compile(r"\b(?:rate|irate|deriv)\(\s*\w*_joules")
+
+
 def expected_units(expr: str) -> set[str]:
     """Grafana units that fit what a query returns, judged by the unit suffix of its metric names."""
     if "_timestamp_seconds" in expr or "process_start_time_seconds" in expr:
@@ -402,6 +557,10 @@ def expected_units(expr: str) -> set[str]:
             return {"s"}
         # Grafana's time units take milliseconds.
         return {"dateTimeFromNow", "dateTimeAsIso"} if "* 1000" in expr else set()
+    if ENERGY_RATIO.search(expr):
+        return {"percentunit"}
+    if ENERGY_RATE.search(expr):
+        return {"watt"}
     if "_joules" in expr:
         return {"kwatth"} if "/ 3600000" in expr else {"joule"}
     if "_watts" in expr:
@@ -416,6 +575,24 @@ def expected_units(expr: str) -> set[str]:
         return {"s", "percentunit"}
     # Counts, states and other dimensionless values.
     return {"none", "short", "reqps", "cps", "bytes"}
+
+
+def test_expected_units():
+    assert expected_units(
+        'enphase_a_joules_total{x="1"} / 3600000\n  or enphase_b_joules_total / 3600000'
+    ) == {"kwatth"}
+    assert expected_units("increase(enphase_a_joules_total[1d] offset -1d) / 3600000") == {"kwatth"}
+    assert expected_units("enphase_a_joules_total") == {"joule"}
+    share = (
+        "clamp(1 - sum by (site_id) (increase(enphase_a_joules_total[1d]))\n"
+        "  / sum by (site_id) (increase(enphase_b_joules_total[1d])), 0, 1)"
+    )
+    assert expected_units(share) == {"percentunit"}
+    assert expected_units(
+        "increase(enphase_a_joules_total[1d]) / (increase(enphase_b_joules_total[1d]) > 0)"
+    ) == {"percentunit"}
+    assert expected_units("sum(rate(enphase_a_joules_total[4m])) or sum(enphase_b_power_watts)") == {"watt"}
+    assert expected_units("time() - enphase_a_timestamp_seconds") == {"s"}
 
 
 def test_grafana_provisioning():
