@@ -148,7 +148,9 @@ def to_openmetrics(
     with _progress(span.days * len(site_ids), "backfill") as bar:
         history.on_wait = bar.set_description_str
         for site_id in site_ids:
-            chunks = list(_clamped(history, site_id, span, bar))
+            # The counters count from ENPHASE_HISTORY_START, as the live ones do: days before it would make
+            # the backfilled counters higher than the live ones where they meet, which reads as a reset.
+            chunks = list(_clamped(history, site_id, span, bar, history_start))
             days: list[EnergyDay] = []
             for chunk in chunks:
                 bar.set_description_str(f"site {site_id} {chunk.since:%Y-%m}: fetching")
@@ -165,9 +167,16 @@ def to_openmetrics(
     return samples
 
 
-def _clamped(history: History, site_id: str, span: Span, bar: tqdm) -> Iterator[Span]:  # type: ignore[type-arg]
-    """The span's chunks from the site's first day on; days before it are counted as done at once."""
-    first = history.lifetime(site_id).start_date
+def _clamped(
+    history: History,
+    site_id: str,
+    span: Span,
+    bar: tqdm,  # type: ignore[type-arg]
+    history_start: date | None = None,
+) -> Iterator[Span]:
+    """The span's chunks from the site's first day (or ``history_start``, if later) on; days before it are
+    counted as done at once."""
+    first = max(history.lifetime(site_id).start_date, history_start or date.min)
     if first > span.since:
         skipped = min(span.days, (first - span.since).days)
         bar.update(skipped)

@@ -240,6 +240,10 @@ def _sources(text: str) -> tuple[str, ...]:
     unknown = [name for name in chosen if name not in NAMES]
     if unknown or not chosen:
         raise ValueError(f"expected some of {', '.join(NAMES)}, got {text!r}")
+    if {"today", "daily_energy"} & set(chosen):
+        # The lifetime counters start from lifetime_energy: without it they would never appear (the setting
+        # "today,daily_energy" of earlier releases, for sites without a charger, left it out).
+        chosen.append("lifetime_energy")
     return tuple(name for name in NAMES if name in chosen)
 
 
@@ -513,7 +517,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
         _sources,
         NAMES,
         "Sources to poll, comma-separated. Leave out ev_status,ev_summary for a site without a charger, "
-        "so that enphase_up is about what the site has.",
+        "so that enphase_up is about what the site has. lifetime_energy comes with today or daily_energy: "
+        "the lifetime counters start from it.",
     ),
     SettingSpec(
         "influx_url",

@@ -15,7 +15,8 @@ as a reset and corrupts ``rate()``. So a counter holds its value instead, and th
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from exporter.sources.energy_day import DEFAULT_UTC_OFFSET, EnergyDay, local_date, measured_in
@@ -26,18 +27,27 @@ from exporter.sources.lifetime_energy import LifetimeEnergy
 REFRESH_DAYS = 3
 SETTLED_AFTER_DAYS = REFRESH_DAYS + 3
 
-# Kinds of reading of a day, from the least to the most trusted while the day lasts: lifetime_energy's
-# entry for today lags behind, and so can daily_energy's partial item for today.
-LIFETIME, DAILY, TODAY = 0, 1, 2
+# Kinds of reading of a day. While the day lasts, today's own payload is the freshest: lifetime_energy's
+# entry for today lags behind, and so can daily_energy's partial item.
+LIFETIME, DAILY, TODAY = "lifetime_energy", "daily_energy", "today"
+_WHILE_THE_DAY_LASTS = {LIFETIME: 0, DAILY: 1, TODAY: 2}
+# Once the day is over: daily_energy's buckets (each one range-checked), then lifetime_energy's total (checked
+# per day only). today's last reading, at 23:55, misses the last minutes: a reading of the whole day beats it.
+_ONCE_IT_IS_OVER = {LIFETIME: 1, DAILY: 2}
 # Past the end of a day by this much, a reading is of the whole day (an hour covers a DST change).
 DAY_OVER_MARGIN = 3600.0
-Rank = tuple[bool, int, float]
+# Before the site's UTC offset is known, a day is over only once it is over everywhere (UTC-12).
+WESTERNMOST_OFFSET = -12 * 3600.0
+# A learned offset moves with daylight saving, by an hour: a bigger jump is a today payload whose date and
+# midnight do not belong together (at the turn of the day), not a move of the site.
+OFFSET_CHANGE_LIMIT = 3600.0
 
 
-def rank(day_over: bool, kind: int, observed_at: float) -> Rank:
-    """Higher replaces lower: a reading taken after the day ended (at 23:55 ``today`` still misses the
-    last minutes), then the kind, then the fresher."""
-    return (day_over, kind, observed_at)
+@dataclass(frozen=True, slots=True)
+class Reading:
+    kind: str  # LIFETIME, DAILY or TODAY
+    observed_at: float
+    joules: float
 
 
 class DayLedger:
@@ -48,17 +58,22 @@ class DayLedger:
     def __init__(self, history_start: date | None = None) -> None:
         self._lock = threading.Lock()  # polls of one site's sources run in parallel
         self._history_start = history_start  # days before it are not counted (ENPHASE_HISTORY_START)
-        self._recent: dict[date, dict[str, tuple[Rank, float]]] = {}  # day -> channel -> (rank, joules)
+        self._recent: dict[date, dict[str, Reading]] = {}  # day -> channel -> its best reading
         self._settled: dict[str, float] = {}  # channel -> joules of every folded day
         self._settled_through: date | None = None  # the newest folded day
         self._measured: frozenset[str] = frozenset()
         self._first_day: date | None = None  # from lifetime_energy: the site's first day
-        self.utc_offset = DEFAULT_UTC_OFFSET
+        self._offset: float | None = None  # the site's UTC offset in seconds, once today told it
+        self._answered: set[str] = set()  # the kinds of reading that have come at least once
 
     @property
     def has_history(self) -> bool:
         """True once ``lifetime_energy`` answered: before that, lifetime totals would be too low."""
         return self._first_day is not None
+
+    def answered(self, kinds: set[str]) -> bool:
+        """Every kind of reading in ``kinds`` has come at least once."""
+        return kinds <= self._answered
 
     @property
     def first_day(self) -> date | None:
@@ -76,44 +91,71 @@ class DayLedger:
         start = utc_today - timedelta(days=REFRESH_DAYS + 1)
         return max(start, self.first_day) if self.first_day else start
 
+    def learn_offset(self, offset: float) -> None:
+        """The site's UTC offset, from ``today``; see ``OFFSET_CHANGE_LIMIT``."""
+        with self._lock:
+            if self._offset is None or abs(offset - self._offset) <= OFFSET_CHANGE_LIMIT:
+                self._offset = offset
+
     def record_lifetime(self, lifetime: LifetimeEnergy, observed_at: float) -> None:
         with self._lock:
             self._measured |= lifetime.measured
             self._first_day = lifetime.start_date
+            self._answered.add(LIFETIME)
+            # An entry past the site's today is not a day yet (give or take one, until the offset is known).
+            newest = self._site_date(observed_at) + timedelta(days=1 if self._offset is None else 0)
             longest = max((len(series) for series in lifetime.channels.values()), default=0)
             for index in range(longest):
+                if lifetime.day(index) > newest:
+                    break
                 totals = {
                     channel: series[index]
                     for channel, series in lifetime.channels.items()
                     if index < len(series) and series[index] is not None
                 }
-                day = lifetime.day(index)
-                self._record(day, totals, rank(self._over(day, observed_at), LIFETIME, observed_at))
+                self._record(lifetime.day(index), totals, LIFETIME, observed_at)
             self._fold(observed_at)
 
-    def record_day(self, day: EnergyDay, observed_at: float, kind: int = TODAY) -> None:
+    def record_days(self, days: Iterable[EnergyDay], observed_at: float, kind: str = TODAY) -> None:
+        """Readings of days by ``today`` or ``daily_energy`` (``kind``)."""
+        with self._lock:
+            self._answered.add(kind)
+        for day in days:
+            self.record_day(day, observed_at, kind)
+
+    def record_day(self, day: EnergyDay, observed_at: float, kind: str = TODAY) -> None:
         """A reading of one day by ``today`` or ``daily_energy`` (``kind``)."""
         with self._lock:
             self._measured |= measured_in(day)
-            day_of = local_date(day.start_timestamp, self.utc_offset)
-            over = observed_at >= day.start_timestamp + 86400 + DAY_OVER_MARGIN
-            self._record(day_of, day.channel_totals, rank(over, kind, observed_at))
+            offset = DEFAULT_UTC_OFFSET if self._offset is None else self._offset
+            self._record(local_date(day.start_timestamp, offset), day.channel_totals, kind, observed_at)
             self._fold(observed_at)
 
-    def _over(self, day: date, observed_at: float) -> bool:
-        next_midnight = datetime.combine(day + timedelta(days=1), time(), UTC).timestamp() - self.utc_offset
-        return observed_at >= next_midnight + DAY_OVER_MARGIN
-
-    def _record(self, day: date, totals: Mapping[str, float | None], new: Rank) -> None:
+    def _record(self, day: date, totals: Mapping[str, float | None], kind: str, observed_at: float) -> None:
         if self._history_start is not None and day < self._history_start:
             return
         if self._settled_through is not None and day <= self._settled_through:
             return  # folded already: the cloud no longer corrects a day that old
         readings = self._recent.setdefault(day, {})
         for channel, joules in totals.items():
-            previous = readings.get(channel)
-            if joules is not None and (previous is None or new >= previous[0]):
-                readings[channel] = (new, joules)
+            if joules is None:
+                continue
+            new, previous = Reading(kind, observed_at, joules), readings.get(channel)
+            if previous is None or self._rank(day, new) >= self._rank(day, previous):
+                readings[channel] = new
+
+    def _rank(self, day: date, reading: Reading) -> tuple[bool, int, float]:
+        """Higher replaces lower: a reading of the whole day, then the kind, then the fresher. Worked out
+        when two readings meet, not when each arrived: the site's UTC offset may have been learned since."""
+        offset = WESTERNMOST_OFFSET if self._offset is None else self._offset
+        day_end = datetime.combine(day + timedelta(days=1), time(), UTC).timestamp() - offset
+        over = reading.kind != TODAY and reading.observed_at >= day_end + DAY_OVER_MARGIN
+        order = _ONCE_IT_IS_OVER if over else _WHILE_THE_DAY_LASTS
+        return over, order[reading.kind], reading.observed_at
+
+    def _site_date(self, moment: float) -> date:
+        """The site's date at ``moment``, give or take one before its offset is known."""
+        return local_date(moment - 43200, DEFAULT_UTC_OFFSET if self._offset is None else self._offset)
 
     def _fold(self, observed_at: float) -> None:
         """Fold days long past into the sum. Not before ``lifetime_energy`` answered: the days it brings
@@ -121,11 +163,11 @@ class DayLedger:
         in the future folds nothing it should not."""
         if not self.has_history or not self._recent:
             return
-        clock_day = local_date(observed_at - 43200, self.utc_offset)  # the site's date now, give or take one
-        line = min(max(self._recent), clock_day + timedelta(days=1)) - timedelta(days=SETTLED_AFTER_DAYS)
+        newest = min(max(self._recent), self._site_date(observed_at) + timedelta(days=1))
+        line = newest - timedelta(days=SETTLED_AFTER_DAYS)
         for day in sorted(day for day in self._recent if day < line):
-            for channel, (_, joules) in self._recent.pop(day).items():
-                self._settled[channel] = self._settled.get(channel, 0.0) + joules
+            for channel, reading in self._recent.pop(day).items():
+                self._settled[channel] = self._settled.get(channel, 0.0) + reading.joules
             self._settled_through = day
 
     def totals(self) -> dict[str, float]:
@@ -136,8 +178,8 @@ class DayLedger:
                 return {}
             lifetime = dict(self._settled)
             for readings in self._recent.values():
-                for channel, (_, joules) in readings.items():
-                    lifetime[channel] = lifetime.get(channel, 0.0) + joules
+                for channel, reading in readings.items():
+                    lifetime[channel] = lifetime.get(channel, 0.0) + reading.joules
             return lifetime
 
 

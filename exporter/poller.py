@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from exporter.catalog import channel_metric
 from exporter.client import CloudClient, CloudError, GatewayError
-from exporter.lifetime import DAILY, CounterGuard, DayLedger
+from exporter.lifetime import DAILY, TODAY, CounterGuard, DayLedger
 from exporter.snapshot import SiteSnapshot, SnapshotStore, SourceHealth
 from exporter.sources import NAMES, daily_energy, ev_status, ev_summary, lifetime_energy, today
 from exporter.sources.daily_energy import DailyEnergy
@@ -222,9 +222,8 @@ class Poller:
 
         def change(site: SiteSnapshot) -> SiteSnapshot:
             if parsed.value.utc_offset_seconds is not None:
-                ledger.utc_offset = parsed.value.utc_offset_seconds
-            if parsed.value.day is not None:
-                ledger.record_day(parsed.value.day, now)
+                ledger.learn_offset(parsed.value.utc_offset_seconds)
+            ledger.record_days((parsed.value.day,) if parsed.value.day else (), now, TODAY)
             return self._with_lifetime(replace(site, today=parsed.value))
 
         return Fetched(change)
@@ -252,8 +251,7 @@ class Poller:
         self._count(daily_energy.ENDPOINT, parsed.problems)
 
         def change(site: SiteSnapshot) -> SiteSnapshot:
-            for day in parsed.value.days:
-                ledger.record_day(day, now, DAILY)
+            ledger.record_days(parsed.value.days, now, DAILY)
             return self._with_lifetime(site)
 
         return Fetched(change, parsed.value)
@@ -267,7 +265,12 @@ class Poller:
         return ledger
 
     def _with_lifetime(self, site: SiteSnapshot) -> SiteSnapshot:
-        totals = self._ledger(site.site_id).totals()
+        ledger = self._ledger(site.site_id)
+        # The counters start once daily_energy (when polled) has answered too: lifetime_energy's totals of the
+        # last few days are checked per day only, and a counter never goes back down from a broken one.
+        if not ledger.answered({DAILY} & set(self._sources)):
+            return site
+        totals = ledger.totals()
         held = {
             channel: self._guard.hold(site.site_id, lifetime_metric_name(channel), joules)
             for channel, joules in totals.items()

@@ -121,8 +121,12 @@ class PollScheduler:
             self._via_gateway[site_id] = self._poller.ev_status_via_gateway(site_id)
             for source in self._settings.sources:
                 interval = self.interval(source, charging=False, via_gateway=self._via_gateway[site_id])
-                # Spread the sites' first runs evenly over one interval, in source order within a site.
-                offset = FIRST_RUN_DELAY[source] + interval * index / len(self._sites)
+                # Spread the sites' first runs evenly over one interval, in source order within a site;
+                # lifetime_energy over today's, so that each site's today finds what the site measures.
+                spread = interval
+                if source == "lifetime_energy" and "today" in self._settings.sources:
+                    spread = self.interval("today", charging=False)
+                offset = FIRST_RUN_DELAY[source] + spread * index / len(self._sites)
                 self._scheduler.add_job(
                     self._run,
                     self._trigger(interval),

@@ -17,7 +17,7 @@ import pytest
 from servers import InfluxDB1, VictoriaMetrics, wait_until
 from stack import Prometheus
 
-from exporter.backfill import History, Span, _lifetime_before
+from exporter.backfill import History, Span, _lifetime_before, to_openmetrics
 from exporter.client import BudgetExhausted, RateLimited
 from exporter.demo import DEMO_SITE_ID
 from exporter.render_openmetrics import SiteHistory, write
@@ -301,3 +301,22 @@ def test_bad_arguments_are_one_line_and_status_2(tmp_path: Path) -> None:
         result = backfill(tmp_path, *args)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_openmetrics_history_starts_at_the_history_start_setting(tmp_path: Path) -> None:
+    """Days before ENPHASE_HISTORY_START would put the backfilled counters above the live ones where they
+    meet, which Prometheus reads as a reset."""
+    lifetime = {"start_date": "2026-03-20", "production": [10, 20, 30, 40, 50, 60, 70, 80]}
+    day = {"start_time": 1774566000, "interval_length": 900, "production": [5]}  # 2026-03-27 in UTC+1
+    client = ScriptedClient([lifetime, {"stats": [day]}])
+    history = History(client)  # type: ignore[arg-type]
+    path = tmp_path / "h.om"
+    to_openmetrics(history, path, ("1",), Span(date(2026, 3, 21), date(2026, 3, 27)), date(2026, 3, 27), 1e10)
+    assert [params for _, params in client.calls] == [
+        None,
+        {"start_date": "2026-03-27", "end_date": "2026-03-27"},
+    ]
+    counters = [
+        line for line in path.read_text().splitlines() if line.startswith("enphase_site_production_joules")
+    ]
+    assert [float(line.split()[1]) for line in counters] == [5 * WH]  # from 03-27 on, as the live counter

@@ -119,6 +119,10 @@ def test_readme_configuration_table_is_current():
 def test_sources_can_be_narrowed_for_a_site_without_a_charger():
     every = ("ev_status", "ev_summary", "today", "lifetime_energy", "daily_energy")
     assert load({}, CREDENTIALS).sources == every
-    assert load({"sources": "daily_energy, today"}, CREDENTIALS).sources == ("today", "daily_energy")
+    # lifetime_energy comes with them: without it the lifetime counters would never start (earlier releases
+    # advised "today,daily_energy" for a site without a charger)
+    narrowed = ("today", "lifetime_energy", "daily_energy")
+    assert load({"sources": "daily_energy, today"}, CREDENTIALS).sources == narrowed
+    assert load({"sources": "ev_status"}, CREDENTIALS).sources == ("ev_status",)
     with pytest.raises(ConfigError, match="ENPHASE_SOURCES: expected some of ev_status"):
         load({}, {**CREDENTIALS, "ENPHASE_SOURCES": "today,weather"})

@@ -50,7 +50,9 @@ def test_lifetime_without_today_uses_the_partial_day():
 
 def test_a_channel_no_day_measured_is_absent():
     ledger = DayLedger()
-    ledger.record_lifetime(lifetime({"start_date": "2026-03-27", "production": [5], "charge": []}), 1)
+    ledger.record_lifetime(
+        lifetime({"start_date": "2026-03-27", "production": [5], "charge": []}), 1774700000
+    )
     assert set(ledger.totals()) == {"production"}
 
 
@@ -112,6 +114,7 @@ def test_an_unprocessed_day_never_replaces_a_known_one():
     with null): that says nothing of the day, so the 23:55 reading of it stays."""
     yesterday, midnight = 1774566000, 1774652400
     ledger = DayLedger()
+    ledger.learn_offset(3600)  # today told it: the site is in UTC+1
     ledger.record_lifetime(lifetime({"start_date": "2026-03-26", "production": [100]}), midnight - 7200)
     ledger.record_day(
         today.parse(
@@ -130,6 +133,60 @@ def test_an_unprocessed_day_never_replaces_a_known_one():
     processed = {**unprocessed, "production": [11], "totals": {"production": 11}}
     record(ledger, daily_energy.parse({"stats": [processed]}).value, observed_at=midnight + 7200)
     assert ledger.totals()["production"] == pytest.approx((100 + 11) * WH)
+
+
+def test_a_lagging_entry_for_today_never_hides_todays_own_reading_west_of_utc_plus_1():
+    """Los Angeles, 18:00 on 2026-03-27 (01:00 UTC the next day), before today has told the site's offset:
+    lifetime_energy's entry for the site's today (15 kWh, lagging) must not count as a whole day."""
+    la_midnight = 1774594800  # 2026-03-27 00:00 in Los Angeles (UTC-7)
+    now = la_midnight + 18 * 3600
+    ledger = DayLedger()
+    ledger.record_lifetime(lifetime({"start_date": "2026-03-26", "production": [10000, 15000]}), now)
+    day = {"start_time": la_midnight, "interval_length": 900, "production": [21000]}
+    ledger.record_day(today.parse({"stats": [day]}, now).value.day, now + 1)
+    assert ledger.totals()["production"] == pytest.approx((10000 + 21000) * WH)
+
+
+def test_a_whole_day_from_daily_energy_beats_lifetime_energys_total_of_it():
+    """lifetime_energy's day total is checked per day only; daily_energy's buckets one by one: a broken
+    bucket that daily_energy left out must not come back through lifetime_energy's total."""
+    yesterday, midnight = 1774566000, 1774652400
+    ledger = DayLedger()
+    ledger.learn_offset(3600)
+    broken = {"start_time": yesterday, "interval_length": 900, "production": [100, 800_000]}
+    record(ledger, daily_energy.parse({"stats": [broken]}, max_power_watts=10_000).value, midnight + 7200)
+    ledger.record_lifetime(lifetime({"start_date": "2026-03-27", "production": [800_100]}), midnight + 7300)
+    assert ledger.totals()["production"] == pytest.approx(100 * WH)
+
+
+def test_a_today_reading_never_counts_as_a_whole_day():
+    """today still serving yesterday after midnight (a 25-hour day, a slow cloud) is a reading taken while
+    the day lasted: daily_energy's correction of the day replaces it."""
+    yesterday, midnight = 1774566000, 1774652400
+    ledger = DayLedger()
+    ledger.learn_offset(3600)
+    ledger.record_lifetime(lifetime({"start_date": "2026-03-27", "production": [None]}), midnight - 7200)
+    stale = {"start_time": yesterday, "interval_length": 900, "production": [9000]}
+    ledger.record_day(today.parse({"stats": [stale]}, midnight + 7200).value.day, midnight + 7200)
+    corrected = {"start_time": yesterday, "interval_length": 900, "production": [9400]}
+    record(ledger, daily_energy.parse({"stats": [corrected]}).value, midnight + 7300)
+    assert ledger.totals()["production"] == pytest.approx(9400 * WH)
+
+
+def test_an_offset_that_jumps_by_more_than_an_hour_is_not_learned():
+    ledger = DayLedger()
+    ledger.learn_offset(-36000)  # Honolulu
+    ledger.learn_offset(50400)  # a today whose date and midnight are a day apart
+    assert ledger._offset == -36000
+    ledger.learn_offset(-32400)  # an hour's change (daylight saving): learned
+    assert ledger._offset == -32400
+
+
+def test_lifetime_entries_beyond_the_sites_tomorrow_are_not_days_yet():
+    now = 1774700000.0  # 2026-03-28 in UTC+1
+    ledger = DayLedger()
+    ledger.record_lifetime(lifetime({"start_date": "2026-03-27", "production": [1, 2, 4, 8]}), now)
+    assert ledger.totals()["production"] == pytest.approx((1 + 2 + 4) * WH)  # 03-30 is not a day yet
 
 
 def test_today_readings_alone_are_not_a_lifetime():
@@ -188,3 +245,13 @@ def days_payload(starts, wh):
     return daily_energy.parse(
         {"stats": [{"start_time": s, "interval_length": 900, "production": [wh(s)]} for s in starts]}
     ).value
+
+
+def test_a_channel_measured_only_long_ago_is_not_measured_now():
+    """A battery removed years ago: its charge must not read 0 J every day from now on."""
+    charge = [500] * 100 + [None] * 40
+    parsed = lifetime(
+        {"start_date": "2026-01-01", "charge": charge, "production": [1] * 140, "evse": [0] * 139 + [5]}
+    )
+    assert "battery_charge" not in parsed.measured
+    assert {"production", "evse"} <= parsed.measured

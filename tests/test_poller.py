@@ -147,8 +147,8 @@ def test_the_lifetime_counters_start_from_the_sites_first_day_in_one_request(set
     asked: list[dict[str, str]] = []
     responses.add_callback(responses.GET, DAILY, callback=daily_cloud(asked))
     assert poller.poll(SITE, "lifetime_energy")
-    lifetime = store.current.sites[SITE].lifetime_joules["production"]
-    assert lifetime == pytest.approx((expected_history_wh() + day_wh(TODAY_DATE)) * 3600)
+    # not before daily_energy has checked the last few days bucket by bucket: a counter never goes back down
+    assert store.current.sites[SITE].lifetime_joules == {}
     assert poller.poll(SITE, "today") and poller.poll(SITE, "daily_energy")
     assert len(responses.calls) == 3  # the whole life in one request, then one for the last few days
     assert asked == [{"start_date": "2026-03-24"}]
@@ -191,8 +191,10 @@ def test_the_history_start_setting_moves_the_first_day(setup):
     transport = Transport(BASE, RequestMetrics(CollectorRegistry()), retries=0)
     client = CloudClient(transport, PastedHeaders("token-1234", "c=cookie-5678", BASE + "/"))
     start = date(2026, 1, 1)
+    sources = ("today", "lifetime_energy")  # no daily_energy: the counters need only lifetime_energy
+    telemetry = Telemetry(CollectorRegistry())
     poller = Poller(
-        client, store, Telemetry(CollectorRegistry()), history_start=start, clock=lambda: 1774700000.0
+        client, store, telemetry, history_start=start, sources=sources, clock=lambda: 1774700000.0
     )
     responses.add(responses.GET, LIFETIME, json=lifetime_payload())
     assert poller.poll(SITE, "lifetime_energy")
@@ -215,3 +217,32 @@ def test_a_day_of_placeholders_and_broken_values_reaches_no_output(setup):
     assert "heatpump" not in day.loads and "evse" in day.loads  # evse: the site's history has evse energy
     assert day.channel_totals["grid_import"] == pytest.approx((93 + 198 + 232) * 3600)
     assert registry.get_sample_value("enphase_parse_errors_total", {"source": "today"}) == 1
+
+
+@responses.activate
+def test_a_broken_bucket_in_lifetime_energys_total_of_a_recent_day_never_reaches_the_counter():
+    """Yesterday holds one 800 kWh bucket on a 10 kW site: daily_energy leaves it out, and lifetime_energy's
+    total of the day (within a day's ceiling) must not get into the counter first, where it would stay."""
+    store, registry = SnapshotStore(), CollectorRegistry()
+    client = CloudClient(
+        Transport(BASE, RequestMetrics(registry), retries=0), PastedHeaders("t-1234", "c=c-5678", BASE + "/")
+    )
+    clock = [1774652400 + 5400.0]  # 2026-03-28 01:30 in UTC+1
+    poller = Poller(client, store, Telemetry(registry), max_site_power_watts=10_000, clock=lambda: clock[0])
+    yesterday = [100] * 95 + [800_000]
+    lifetime = {"start_date": "2026-03-19", "production": [10_000] * 8 + [sum(yesterday), 0]}
+    responses.add(responses.GET, LIFETIME, json=lifetime)
+    day = {"start_time": 1774566000, "interval_length": 900, "production": yesterday, "totals": {}}
+    responses.add(responses.GET, DAILY, json={"stats": [day]})
+    assert poller.poll(SITE, "lifetime_energy")
+    assert store.current.sites[SITE].lifetime_joules == {}
+    clock[0] += 2
+    assert poller.poll(SITE, "daily_energy")
+    assert store.current.sites[SITE].lifetime_joules["production"] == pytest.approx((80_000 + 9_500) * 3600)
+    clock[0] += 3600
+    assert poller.poll(SITE, "lifetime_energy")  # an hour later, lifetime_energy again: the day stays checked
+    assert store.current.sites[SITE].lifetime_joules["production"] == pytest.approx((80_000 + 9_500) * 3600)
+    assert (
+        registry.get_sample_value("enphase_counter_regressions_total", {"site_id": SITE, "metric": PROD})
+        is None
+    )

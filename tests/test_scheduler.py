@@ -94,6 +94,8 @@ def test_first_runs_are_staggered_across_sites_and_lifetime_energy_comes_first()
         # lifetime_energy names what the site measures, which today's and daily_energy's readings need
         assert runs["1:lifetime_energy"] < runs["1:today"] < runs["1:daily_energy"]
         assert (runs["2:today"] - runs["1:today"]).total_seconds() == pytest.approx(150)
+        # every site's lifetime_energy comes just before its today, not up to an hour later
+        assert all(runs[f"{site}:lifetime_energy"] < runs[f"{site}:today"] for site in "12")
         assert max(runs.values()) - min(runs.values()) < timedelta(seconds=10 + 3600 / 2)
     finally:
         scheduler.shutdown()

@@ -152,7 +152,7 @@ class _Bucket:
         self._item, self._where, self._reader, self._max_joules = item, where, reader, max_joules
 
     def series(self, key: str, scale: float, maximum: float | None = None) -> Series | None:
-        """None for a missing key or ``[]`` (not measured)."""
+        """None for a missing key, ``[]`` (not measured) or an array with no value at all."""
         raw = self._item.get(key)
         if raw is None:
             return None
@@ -163,4 +163,8 @@ class _Bucket:
             return None
         top = self._max_joules if maximum is None else maximum
         read = self._reader.coerce_number
-        return tuple(read(value, f"{self._where}.{key}[{i}]", scale, 0.0, top) for i, value in enumerate(raw))
+        series = tuple(
+            read(value, f"{self._where}.{key}[{i}]", scale, 0.0, top) for i, value in enumerate(raw)
+        )
+        # Nothing but nulls says no more than []: it must not become a day of 0 J that replaces a known one.
+        return series if any(value is not None for value in series) else None

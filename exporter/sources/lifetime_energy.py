@@ -25,6 +25,10 @@ from exporter.values import WH_TO_JOULES, Parsed, PayloadError, Reader, require_
 
 ENDPOINT = "lifetime_energy"
 
+# A channel with a value in this many recent days is one the site measures (a battery removed years ago
+# is not); a load is measured once it used energy on any day (a heat pump idle all summer still is).
+MEASURED_WITHIN_DAYS = 30
+
 DaySeries = tuple[float | None, ...]  # joules per day, one entry per day from start_date; None: no data
 
 
@@ -32,7 +36,7 @@ DaySeries = tuple[float | None, ...]  # joules per day, one entry per day from s
 class LifetimeEnergy:
     start_date: date  # the site's first day
     channels: Mapping[str, DaySeries]  # channel -> joules per day (only the channels the payload has)
-    measured: frozenset[str]  # channels with a value on some day, loads with energy on some day
+    measured: frozenset[str]  # channels with a value on a recent day, loads with energy on any day
 
     def day(self, index: int) -> date:
         return self.start_date + timedelta(days=index)
@@ -55,7 +59,7 @@ def parse(payload: Any, *, max_power_watts: float = DEFAULT_MAX_SITE_POWER_WATTS
         series = _days(body, key, reader, ceiling)
         if series is not None:
             channels[channel] = series
-            if any(value is not None for value in series):
+            if any(value is not None for value in series[-MEASURED_WITHIN_DAYS:]):
                 measured.add(channel)
     for key, load in LOADS.items():
         series = _days(body, key, reader, ceiling)
