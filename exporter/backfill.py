@@ -171,7 +171,7 @@ def _clamped(
     history: History,
     site_id: str,
     span: Span,
-    bar: tqdm,  # type: ignore[type-arg]
+    bar: tqdm,
     history_start: date | None = None,
 ) -> Iterator[Span]:
     """The span's chunks from the site's first day (or ``history_start``, if later) on; days before it are
@@ -215,6 +215,6 @@ def _drain(output: InfluxOutput) -> None:
         time.sleep(delay)
 
 
-def _progress(total: int, unit_name: str) -> tqdm:  # type: ignore[type-arg]
+def _progress(total: int, unit_name: str) -> tqdm:
     # disable=None: a bar on a terminal, nothing when stderr is a pipe or a file (cron, CI, logs).
     return tqdm(total=total, unit="day", desc=unit_name, disable=None, dynamic_ncols=True)

@@ -297,7 +297,7 @@ def backfill(settings: Settings, since: str, until: str | None, format: str, out
                     f"`promtool tsdb create-blocks-from openmetrics {output} DATA_DIR`"
                 )
             else:
-                assert exporter.influx is not None
+                assert exporter.influx is not None and settings.influx is not None
                 points = backfilling.to_influx(history, exporter.influx, site_ids, span, now)
                 done = f"{points} points written to InfluxDB at {settings.influx.target}"
         except (backfilling.BackfillError, CloudError) as error:

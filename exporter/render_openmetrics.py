@@ -55,54 +55,78 @@ def write(out: TextIO, sites: Sequence[SiteHistory], cutoff: float) -> int:
 
 def _families() -> Iterator[Family]:
     for channel in CHANNELS.values():
-        meaning = CHANNEL_MEANING[channel]
-
-        def get(day: EnergyDay, channel: str = channel) -> Series | None:
-            return day.channels.get(channel)
-
-        def lifetime(site: SiteHistory, cutoff: float, channel: str = channel, get: Get = get) -> list:
-            return [({}, _lifetime(site.days, get, cutoff, site.base_joules.get(channel, 0.0)))]
-
-        yield (
-            channel_metric(channel, "today_joules"),
-            "gauge",
-            f"Energy {meaning} since local midnight, in joules.",
-            lambda site, cutoff, get=get: [({}, _day_totals(site.days, get, cutoff))],
-        )
-        yield channel_metric(channel, "joules"), "counter", f"Lifetime energy {meaning}, in joules.", lifetime
-        yield (
-            channel_metric(channel, "power_watts"),
-            "gauge",
-            f"Mean power {meaning} over the bucket, in watts.",
-            lambda site, cutoff, get=get: [({}, _power(site.days, get, cutoff))],
-        )
+        yield from _channel_families(channel)
     yield (
         "enphase_battery_state_of_charge_ratio",
         "gauge",
         "Aggregate battery state of charge (0-1).",
-        lambda site, cutoff: [({}, _levels(site.days, lambda day: day.state_of_charge, cutoff))],
+        _state_of_charge,
     )
     yield (
         "enphase_site_energy_flow_today_joules",
         "gauge",
         "Energy flow since local midnight, in joules.",
-        lambda site, cutoff: [
-            (
-                {"source": source, "sink": sink},
-                _day_totals(site.days, lambda d, p=(source, sink): d.flows.get(p), cutoff),
-            )
-            for source, sink in _present(site.days, lambda day: day.flows)
-        ],
+        _flows,
     )
     yield (
         "enphase_site_load_today_joules",
         "gauge",
         "Energy used by a measured load since local midnight, in joules.",
-        lambda site, cutoff: [
-            ({"load": load}, _day_totals(site.days, lambda d, name=load: d.loads.get(name), cutoff))
-            for load in _present(site.days, lambda day: day.loads)
-        ],
+        _loads,
     )
+
+
+def _channel_families(channel: str) -> Iterator[Family]:
+    meaning = CHANNEL_MEANING[channel]
+
+    def get(day: EnergyDay) -> Series | None:
+        return day.channels.get(channel)
+
+    def today(site: SiteHistory, cutoff: float) -> list[tuple[dict[str, str], Samples]]:
+        return [({}, _day_totals(site.days, get, cutoff))]
+
+    def lifetime(site: SiteHistory, cutoff: float) -> list[tuple[dict[str, str], Samples]]:
+        return [({}, _lifetime(site.days, get, cutoff, site.base_joules.get(channel, 0.0)))]
+
+    def power(site: SiteHistory, cutoff: float) -> list[tuple[dict[str, str], Samples]]:
+        return [({}, _power(site.days, get, cutoff))]
+
+    yield (
+        channel_metric(channel, "today_joules"),
+        "gauge",
+        f"Energy {meaning} since local midnight, in joules.",
+        today,
+    )
+    yield channel_metric(channel, "joules"), "counter", f"Lifetime energy {meaning}, in joules.", lifetime
+    yield (
+        channel_metric(channel, "power_watts"),
+        "gauge",
+        f"Mean power {meaning} over the bucket, in watts.",
+        power,
+    )
+
+
+def _state_of_charge(site: SiteHistory, cutoff: float) -> list[tuple[dict[str, str], Samples]]:
+    return [({}, _levels(site.days, lambda day: day.state_of_charge, cutoff))]
+
+
+def _flows(site: SiteHistory, cutoff: float) -> list[tuple[dict[str, str], Samples]]:
+    def flow(pair: tuple[str, str]) -> Get:
+        return lambda day: day.flows.get(pair)
+
+    pairs = _present(site.days, lambda day: day.flows)
+    return [
+        ({"source": source, "sink": sink}, _day_totals(site.days, flow((source, sink)), cutoff))
+        for source, sink in pairs
+    ]
+
+
+def _loads(site: SiteHistory, cutoff: float) -> list[tuple[dict[str, str], Samples]]:
+    def load(name: str) -> Get:
+        return lambda day: day.loads.get(name)
+
+    names = _present(site.days, lambda day: day.loads)
+    return [({"load": name}, _day_totals(site.days, load(name), cutoff)) for name in names]
 
 
 # -- samples of one series: each walks the buckets that ended by the cutoff --------------------------------

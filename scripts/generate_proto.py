@@ -1,4 +1,5 @@
-"""Writes exporter/live/live_stream_pb2.py from proto/live_stream.proto (needs grpcio-tools).
+"""Writes exporter/live/live_stream_pb2.py (and its type stub, .pyi, for mypy) from proto/live_stream.proto
+(needs grpcio-tools).
 
 The generated module is committed: installing the exporter then needs no protobuf compiler, and the module
 only changes when the .proto does. tests/test_live_frame.py checks that the committed module is what this
@@ -19,7 +20,8 @@ LIVE = ROOT / "exporter" / "live"
 
 
 def generate(out_dir: Path) -> Path:
-    code = protoc.main(["protoc", f"-I{PROTO}", f"--python_out={out_dir}", str(PROTO / "live_stream.proto")])
+    proto = str(PROTO / "live_stream.proto")
+    code = protoc.main(["protoc", f"-I{PROTO}", f"--python_out={out_dir}", f"--pyi_out={out_dir}", proto])
     if code != 0:
         raise SystemExit(f"protoc failed with status {code}")
     return out_dir / "live_stream_pb2.py"

@@ -137,5 +137,7 @@ def test_the_committed_module_is_what_protoc_makes_of_the_proto() -> None:
     sys.modules["generate_proto"] = generator
     spec.loader.exec_module(generator)
     with tempfile.TemporaryDirectory() as out:
-        made = generator.generate(Path(out)).read_text()
+        module = generator.generate(Path(out))
+        made, stub = module.read_text(), module.with_suffix(".pyi").read_text()
     assert made == (ROOT / "exporter" / "live" / "live_stream_pb2.py").read_text()
+    assert stub == (ROOT / "exporter" / "live" / "live_stream_pb2.pyi").read_text()  # its types, for mypy

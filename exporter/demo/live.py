@@ -174,7 +174,7 @@ def packet(kind: int, flags: int, body: bytes) -> bytes:
 
 def split_packets(buffer: bytearray) -> list[tuple[int, bytes]]:
     """Whole packets off the front of ``buffer`` as (type, body); a partial one stays."""
-    packets = []
+    packets: list[tuple[int, bytes]] = []
     while len(buffer) >= 2:
         length, multiplier, index = 0, 1, 1
         while True:

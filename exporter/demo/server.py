@@ -128,7 +128,7 @@ class DemoCloud:
             self._stopping.clear()
             self._server = _Server(self._address, self)
             host, port = self._server.server_address[:2]
-            self.base_url = f"http://{host}:{port}"
+            self.base_url = f"http://{host!s}:{port}"
             # A short poll interval keeps stop() quick; the cost is a few idle wake-ups a second.
             self._thread = threading.Thread(
                 target=self._server.serve_forever, args=(0.1,), name="demo-enlighten", daemon=True

@@ -104,7 +104,7 @@ class Timelapse:
         self.scheduler = PollScheduler(self.settings, poller, store, clock=self.clock)
         jobs = self.scheduler._scheduler  # PollScheduler owns it; here its jobs run on the fake clock instead
         jobs.start(paused=True)  # a paused scheduler keeps its jobs and runs none of them
-        jobs.start = lambda *args, **kwargs: None  # type: ignore[method-assign]
+        jobs.start = lambda *args, **kwargs: None
         self.scheduler.start(self.settings.site_ids)
         return self
 

@@ -85,7 +85,7 @@ class MqttLink:
         client.subscribe(self._topic, qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._events.message(self, message.payload)
+        self._events.message(self, bytes(message.payload))
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._events.lost(self, str(reason))

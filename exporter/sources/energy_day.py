@@ -88,21 +88,23 @@ def parse_day(
     """
     start = reader.timestamp(item, "start_time", where, epoch_unit="s", required=True)
     length = reader.number(item, "interval_length", where, required=True)
-    usable = length is not None and 0 < length <= MAX_INTERVAL_SECONDS and length == int(length)
-    if start is None or not usable:
-        if length is not None and not usable:
+    if length is None or not (0 < length <= MAX_INTERVAL_SECONDS and length == int(length)):
+        if length is not None:
             reader.problem(f"{where}.interval_length", f"not a whole number of seconds up to a day: {length}")
+        return None
+    if start is None:
         return None
     bucket = _Bucket(item, where, reader, max_power_watts * length)
     totals = reader.mapping(item, "totals", where)
-    channels, channel_totals = {}, {}
+    channels: dict[str, Series] = {}
+    channel_totals: dict[str, float] = {}
     for key, channel in CHANNELS.items():
         series = bucket.series(key, WH_TO_JOULES)
         if series is not None:
             channels[channel] = series
-            total = sum(value for value in series if value is not None)
-            if math.isfinite(total):  # finite values can still add up beyond the largest float
-                channel_totals[channel] = total
+            summed = sum(value for value in series if value is not None)
+            if math.isfinite(summed):  # finite values can still add up beyond the largest float
+                channel_totals[channel] = summed
             else:
                 reader.problem(f"{where}.{key}", "the day's total is too large")
         elif key not in item:

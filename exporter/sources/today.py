@@ -130,9 +130,9 @@ def _settled_power(
         if not settled:
             continue
         power = {
-            channel: series[index] / length  # joules per second = watts
+            channel: joules / length  # joules per second = watts
             for channel, series in day.channels.items()
-            if index < len(series) and series[index] is not None
+            if index < len(series) and (joules := series[index]) is not None
         }
         return power, end
     return {}, None
