@@ -20,6 +20,20 @@ if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null || ! comma
     prometheus prometheus-alertmanager influxdb victoria-metrics mosquitto openssl >/dev/null
 fi
 
+# Everything Python runs in a virtual environment of the test command's own, .venv: Debian's python3 refuses
+# system-wide pip installs (PEP 668), and a venv keeps the project's pins away from the system's packages.
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  echo "--- installing Debian packages: python3-venv"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
+if ! .venv/bin/python3 -c 'import sys' 2>/dev/null; then
+  echo "--- creating the virtual environment .venv"
+  rm -rf .venv
+  python3 -m venv .venv
+fi
+export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"  # python3, pip and the tools below: the venv's
+
 echo "--- installing the exporter with its test dependencies"
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 
@@ -61,6 +75,9 @@ fi
 echo "--- ruff"
 python3 -m ruff check .
 python3 -m ruff format --check exporter tests grafana scripts benchmarks
+
+echo "--- mypy"
+python3 -m mypy
 
 echo "--- pytest"
 python3 -m pytest "$@"
