@@ -148,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._reply(200, "text/plain; charset=utf-8", b"ok\n")
         elif path == "/":
-            self._reply(200, "text/html; charset=utf-8", self._status_page().encode())
+            self._reply(200, "text/html; charset=utf-8", self._status_page().encode(errors="replace"))
         else:
             self._reply(404, "text/plain; charset=utf-8", b"not found: try /metrics\n")
 
