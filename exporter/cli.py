@@ -221,6 +221,8 @@ def backfill(settings: Settings, since: str, until: str | None, format: str, out
             "ENPHASE_INFLUX_URL: backfill writes to InfluxDB; set it (and the bucket or database), or use "
             "--format openmetrics --output FILE"
         )
+    if output:
+        _check_output(Path(output))  # before any request: a month of history is not fetched to be thrown away
     # Backfill drains its own queue, chunk by chunk: a `serve` running beside it keeps its queue to itself,
     # and an interrupted backfill is simply run again.
     with demo_cloud_if_asked(settings) as settings, tempfile.TemporaryDirectory(prefix="enphase-") as queue:
@@ -266,6 +268,16 @@ def backfill(settings: Settings, since: str, until: str | None, format: str, out
     if history.problems:
         log.warning("%d fields of the history could not be read and were left out", history.problems)
     return 0
+
+
+def _check_output(path: Path) -> None:
+    if path.is_dir():
+        raise ConfigError(f"--output {path}: is a directory; name the file to write")
+    directory = path.parent
+    if not directory.is_dir():
+        raise ConfigError(f"--output {path}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--output {path}: not writable")
 
 
 def _date(flag: str, text: str) -> date:

@@ -27,6 +27,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from exporter import __version__, exposition
+from exporter.config import ConfigError
 from exporter.snapshot import Snapshot
 from exporter.web_config import WebConfig, WebConfigFile
 
@@ -61,7 +62,12 @@ class MetricsServer:
             (_Handler,),
             {"registry": registry, "snapshot": staticmethod(snapshot), "clock": staticmethod(clock)},
         )
-        self._server = _Server((host, port), handler, self._web_config)
+        try:
+            self._server = _Server((host, port), handler, self._web_config)
+        except OSError as error:  # in use, not an address of this machine, a name that does not resolve
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            reason = error.strerror or str(error)
+            raise ConfigError(f"--listen (ENPHASE_LISTEN): cannot listen on {shown}: {reason}") from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @property
@@ -87,6 +93,8 @@ class _Server(ThreadingHTTPServer):
         self, address: tuple[str, int], handler: type[_Handler], web_config: WebConfigFile | None
     ) -> None:
         self.web_config = web_config
+        if ":" in address[0]:  # [::1]:PORT; an empty host keeps IPv4's all interfaces, as before
+            self.address_family = socket.AF_INET6
         super().__init__(address, handler)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
