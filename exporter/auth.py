@@ -32,6 +32,7 @@ from exporter.client import (
     session_expired,
 )
 from exporter.logs import register_secret
+from exporter.private import make_private_directory
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class SessionFile:
         )
 
     def save(self, session: CloudSession) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_directory(self.path.parent)
         content = json.dumps(
             {"account": self._account, "cookies": dict(session.cookies), "token": session.token}
         )

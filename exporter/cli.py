@@ -10,6 +10,7 @@ import getpass
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -28,6 +29,7 @@ from exporter.auth import SessionFile, interactive_login
 from exporter.client import CloudClient, CloudError, RequestMetrics, Transport
 from exporter.config import ConfigError, Settings, add_arguments, load
 from exporter.influx import InfluxOutput
+from exporter.influx.queue import DiskQueue
 from exporter.scheduler import PollScheduler
 from exporter.server import MetricsServer
 from exporter.values import PayloadError
@@ -139,6 +141,8 @@ def serve(settings: Settings) -> int:
 
 
 def once(settings: Settings) -> int:
+    if settings.influx is not None:
+        _check_queue_dir(settings.influx.queue_dir)
     with demo_cloud_if_asked(settings) as settings:
         exporter = _build(settings)
         if exporter.influx:
@@ -155,6 +159,21 @@ def once(settings: Settings) -> int:
     return 0 if succeeded else 1
 
 
+def _check_queue_dir(directory: Path) -> None:
+    """``once`` leaves what InfluxDB did not take in the queue for the next run: without a usable queue
+    directory that promise cannot be kept, so it is a configuration error here. ``serve`` carries on with
+    the points in memory instead, for /metrics' sake (exporter.influx.queue.open_queue)."""
+    try:
+        DiskQueue(directory, 10**6).close()
+    except (OSError, sqlite3.OperationalError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ConfigError(
+            f"--influx-queue-dir (ENPHASE_INFLUX_QUEUE_DIR): cannot use {directory}: {reason}"
+        ) from None
+    except sqlite3.DatabaseError:
+        pass  # a damaged file: opening the output moves it aside and starts a new one
+
+
 def _flush(output: InfluxOutput) -> bool:
     """Give InfluxDB a moment to take this run's points; whatever it did not take waits in the queue."""
     flushed = output.flush(ONCE_FLUSH_SECONDS)
@@ -163,7 +182,7 @@ def _flush(output: InfluxOutput) -> bool:
             "InfluxDB did not take every point within %.0f s; %d wait in %s for the next run",
             ONCE_FLUSH_SECONDS,
             output.queue.points,
-            output.queue.path.parent,
+            output.queue.path.parent if output.queue.path else "memory",
         )
     output.close()
     return flushed
