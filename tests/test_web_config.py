@@ -543,3 +543,30 @@ def _documented_example_password() -> str:
         if "example password:" in line:
             return line.split("example password:", 1)[1].strip()
     raise AssertionError("web-config.yml.example does not say its example password")
+
+
+def test_a_deeply_nested_file_is_one_clear_config_error(tmp_path):
+    config = write(tmp_path / "web.yml", "[" * 5000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load(config)
+
+
+def test_a_deeply_nested_change_keeps_the_last_good_configuration_and_healthz(tmp_path, caplog):
+    config = write(tmp_path / "web.yml", users_section(alice=PASSWORD))
+    with serving(config) as server:
+        write(config, "[" * 5000)
+        assert requests.get(url(server, "/healthz"), timeout=5).text == "ok\n"
+        assert requests.get(url(server), timeout=5).status_code == 401
+        assert requests.get(url(server), auth=("alice", PASSWORD.encode()), timeout=5).status_code == 200
+    assert "nested too deeply" in caplog.text and "keeping the previous web configuration" in caplog.text
+
+
+@pytest.mark.parametrize("change", ["", "basic_auth_users: {}\n", "http_server_config: {}\n"])
+def test_a_change_that_would_switch_basic_auth_off_is_refused(tmp_path, caplog, change):
+    config = write(tmp_path / "web.yml", users_section(alice=PASSWORD))
+    with serving(config) as server:
+        write(config, change)
+        assert requests.get(url(server), timeout=5).status_code == 401
+        assert requests.get(url(server), auth=("alice", PASSWORD.encode()), timeout=5).status_code == 200
+    assert "switching basic auth off needs a restart" in caplog.text
+    assert caplog.text.count("switching basic auth off") == 1  # once, not on every request
