@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import html
 import logging
+import math
 import socket
 import ssl
 import sys
@@ -29,6 +30,7 @@ from prometheus_client import CollectorRegistry
 from exporter import __version__, exposition
 from exporter.config import ConfigError
 from exporter.snapshot import Snapshot
+from exporter.web_auth import FailureThrottle
 from exporter.web_config import WebConfig, WebConfigFile
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,8 @@ class _Server(ThreadingHTTPServer):
         self, address: tuple[str, int], handler: type[_Handler], web_config: WebConfigFile | None
     ) -> None:
         self.web_config = web_config
+        # Kept across web config reloads: re-saving the file must not forgive a guesser.
+        self.auth_throttle = FailureThrottle()
         if ":" in address[0]:  # [::1]:PORT; an empty host keeps IPv4's all interfaces, as before
             self.address_family = socket.AF_INET6
         super().__init__(address, handler)
@@ -165,8 +169,17 @@ class _Handler(BaseHTTPRequestHandler):
         if config.rate_limit is not None and not config.rate_limit.take():
             self._reply(429, "text/plain; charset=utf-8", b"too many requests\n")
             return False
-        if config.auth is not None and not config.auth.allows(self.headers.get("Authorization")):
-            log.debug("Refused %s from %s: no valid credentials", self.path, self.address_string())
+        if config.auth is None:
+            return True
+        address = self.client_address[0]
+        verdict = config.auth.check(self.headers.get("Authorization"), address, self.server.auth_throttle)
+        if verdict == "throttled":
+            log.debug("Refused %s from %s: too many failed logins", self.path, address)
+            wait = {"Retry-After": str(math.ceil(self.server.auth_throttle.retry_after(address)) or 1)}
+            self._reply(429, "text/plain; charset=utf-8", b"too many failed logins; try again later\n", wait)
+            return False
+        if verdict == "refused":
+            log.debug("Refused %s from %s: no valid credentials", self.path, address)
             challenge = {"WWW-Authenticate": 'Basic realm="enphase-exporter", charset="UTF-8"'}
             self._reply(401, "text/plain; charset=utf-8", b"unauthorized\n", challenge)
             return False
