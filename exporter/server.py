@@ -254,6 +254,7 @@ class _ConnectionLoop:
                 self._open += 1
             self._waiting.add(connection)
             self._selector.register(sock, selectors.EVENT_READ, connection)
+            self._advance(connection)  # a scraper sends its request with the connection: often here already
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -270,7 +271,10 @@ class _ConnectionLoop:
             self._close(connection)
 
     def _peek(self, connection: _Connection) -> None:
-        first = connection.sock.recv(1, socket.MSG_PEEK)
+        try:
+            first = connection.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return
         if not first:
             self._close(connection)
         elif first[0] != _TLS_HANDSHAKE:
