@@ -32,6 +32,7 @@ from exporter.client import (
     session_expired,
 )
 from exporter.logs import register_secret
+from exporter.private import make_private_directory
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class SessionFile:
         return saved if isinstance(saved, dict) else {}
 
     def _write(self, content: Mapping[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_directory(self.path.parent)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
@@ -365,18 +366,13 @@ class PasswordLogin:
                 self._login_pause,
                 "the saved session expired and no password is set: run `enphase-exporter login`",
             )
-        form = {"user[email]": self._email, "user[password]": self._password}
         try:
-            reply = self._transport.request("login", "POST", "/login/login.json", data=form, retries=0)
-            if reply.status == 406:  # a User-Agent the JSON endpoint dislikes; the HTML form still works
-                reply = self._transport.request("login", "POST", "/login/login", data=form, retries=0)
+            answer = send_login(self._transport, self._email, self._password)
         except RateLimited as error:
             raise self._pause(error.retry_in, "login rate limited by Enlighten") from None
         except CloudError as error:
             raise self._pause(self._transient_pause(), f"login failed: {error}") from None
-        body = _json_or_none(reply)
-        message = str(body.get("message", "")) if isinstance(body, Mapping) else ""
-        if "too many active sessions" in message.lower():
+        if answer.too_many_sessions:
             failure = self._pause(self._login_pause, "Enlighten answered 'Too many active sessions'")
             log.error(
                 "Enlighten answered 'Too many active sessions'. No login will be attempted until %s; "
@@ -384,7 +380,7 @@ class PasswordLogin:
                 _iso(self.state.login_paused_until or now),
             )
             raise failure
-        if reply.status == 401:
+        if answer.rejected:
             failure = self._pause(self._login_pause, "email or password rejected")
             log.error(
                 "Enlighten rejected the email or password; fix ENPHASE_EMAIL/ENPHASE_PASSWORD. "
@@ -392,18 +388,16 @@ class PasswordLogin:
                 _iso(self.state.login_paused_until or now),
             )
             raise failure
-        if reply.status < 400:
-            session = session_from_login(reply, body)
-            if session is not None:
-                log.info("Logged in to Enlighten")
-                return session
-            if _asks_for_mfa(reply, body):
-                log.error(
-                    "This Enlighten account uses multi-factor authentication: run "
-                    "`enphase-exporter login` once on a terminal to create the session."
-                )
-                raise self._pause(self._login_pause, "MFA required: run `enphase-exporter login`")
-        raise self._pause(self._transient_pause(), f"login failed: HTTP {reply.status}")
+        if answer.session is not None:
+            log.info("Logged in to Enlighten")
+            return answer.session
+        if answer.asks_for_mfa:
+            log.error(
+                "This Enlighten account uses multi-factor authentication: run "
+                "`enphase-exporter login` once on a terminal to create the session."
+            )
+            raise self._pause(self._login_pause, "MFA required: run `enphase-exporter login`")
+        raise self._pause(self._transient_pause(), f"login failed: HTTP {answer.reply.status}")
 
     def _transient_pause(self) -> float:
         """One minute after the first unexplained failure, doubling up to the full login back-off."""
@@ -418,6 +412,41 @@ class PasswordLogin:
         return AuthError(f"{reason}; no login until {_iso(self.state.login_paused_until)}")
 
 
+@dataclass(frozen=True, slots=True)
+class LoginAnswer:
+    """What Enlighten made of one login: a session, a one-time code to ask for, or a refusal."""
+
+    reply: Reply
+    session: CloudSession | None
+    asks_for_mfa: bool
+    too_many_sessions: bool
+    rejected: bool  # email or password
+
+
+def send_login(transport: Transport, email: str, password: str) -> LoginAnswer:
+    """The one login request of ``serve`` and of the terminal ``login``: sent once, never retried.
+
+    A retried login may leave one more session open on the server, and a few of those are how an account gets
+    blocked ("Too many active sessions"). A 406 (a User-Agent the JSON endpoint dislikes) falls back to the
+    HTML form, which answers the same way; that is a second endpoint, not a retry. Transport errors
+    (``CloudError``, ``RateLimited``) are the caller's to handle."""
+    register_secret(password)
+    form = {"user[email]": email, "user[password]": password}
+    reply = transport.request("login", "POST", "/login/login.json", data=form, retries=0)
+    if reply.status == 406:
+        reply = transport.request("login", "POST", "/login/login", data=form, retries=0)
+    body = _json_or_none(reply)
+    message = str(body.get("message", "")) if isinstance(body, Mapping) else ""
+    session = session_from_login(reply, body) if reply.status < 400 else None
+    return LoginAnswer(
+        reply=reply,
+        session=session,
+        asks_for_mfa=session is None and reply.status < 400 and _asks_for_mfa(reply, body),
+        too_many_sessions="too many active sessions" in message.lower(),
+        rejected=reply.status == 401,
+    )
+
+
 def interactive_login(
     transport: Transport,
     email: str,
@@ -427,20 +456,16 @@ def interactive_login(
     attempts: int = 3,
 ) -> CloudSession:
     """Log in once on a terminal, answering an MFA prompt, and save the session for ``serve``."""
-    register_secret(password)
-    form = {"user[email]": email, "user[password]": password}
-    reply = transport.request("login", "POST", "/login/login.json", data=form)
-    body = _json_or_none(reply)
-    if reply.status == 401:
-        raise AuthError("email or password rejected")
-    message = str(body.get("message", "")) if isinstance(body, Mapping) else ""
-    if "too many active sessions" in message.lower():
+    answer = send_login(transport, email, password)
+    if answer.too_many_sessions:
         raise AuthError("Enlighten answered 'Too many active sessions': wait an hour or more, then try again")
-    session = session_from_login(reply, body)
-    if session is None and _asks_for_mfa(reply, body):
-        session = _answer_mfa(transport, email, reply.cookies, ask_code, attempts)
+    if answer.rejected:
+        raise AuthError("email or password rejected")
+    session = answer.session
+    if session is None and answer.asks_for_mfa:
+        session = _answer_mfa(transport, email, answer.reply.cookies, ask_code, attempts)
     if session is None:
-        raise AuthError(f"login failed: HTTP {reply.status}")
+        raise AuthError(f"login failed: HTTP {answer.reply.status}")
     session_file.save(session)
     return session
 
@@ -455,13 +480,17 @@ def _answer_mfa(
         code = ask_code().strip()
         register_secret(code)
         form = {"email": _b64(email), "otp": _b64(code)}
+        # Never retried: a code sent twice counts twice towards the account's block for wrong codes.
         reply = transport.request(
             "validate_otp",
             "POST",
             "/app-api/validate_login_otp",
             data=form,
             headers={"Cookie": cookie_header},
+            retries=0,
         )
+        if reply.status >= 400:
+            raise AuthError(f"Enlighten did not check the code (HTTP {reply.status}); run login again later")
         body = _json_or_none(reply)
         session = session_from_login(reply, body)
         if session is not None:

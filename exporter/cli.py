@@ -11,6 +11,7 @@ import getpass
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -29,6 +30,7 @@ from exporter.auth import SessionFile, interactive_login
 from exporter.client import CloudClient, CloudError, RequestMetrics, Transport
 from exporter.config import ConfigError, Settings, add_arguments, load
 from exporter.influx import InfluxOutput
+from exporter.influx.queue import DiskQueue
 from exporter.scheduler import PollScheduler
 from exporter.server import MetricsServer
 from exporter.values import PayloadError
@@ -186,6 +188,8 @@ def serve(settings: Settings) -> int:
 
 
 def once(settings: Settings) -> int:
+    if settings.influx is not None:
+        _check_queue_dir(settings.influx.queue_dir)
     with demo_cloud_if_asked(settings) as settings:
         exporter = _build(settings)
         if exporter.influx:
@@ -206,6 +210,21 @@ def once(settings: Settings) -> int:
     return 0 if succeeded else 1
 
 
+def _check_queue_dir(directory: Path) -> None:
+    """``once`` leaves what InfluxDB did not take in the queue for the next run: without a usable queue
+    directory that promise cannot be kept, so it is a configuration error here. ``serve`` carries on with
+    the points in memory instead, for /metrics' sake (exporter.influx.queue.open_queue)."""
+    try:
+        DiskQueue(directory, 10**6).close()
+    except (OSError, sqlite3.OperationalError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ConfigError(
+            f"--influx-queue-dir (ENPHASE_INFLUX_QUEUE_DIR): cannot use {directory}: {reason}"
+        ) from None
+    except sqlite3.DatabaseError:
+        pass  # a damaged file: opening the output moves it aside and starts a new one
+
+
 def _flush(output: InfluxOutput) -> bool:
     """Give InfluxDB a moment to take this run's points; whatever it did not take waits in the queue."""
     flushed = output.flush(ONCE_FLUSH_SECONDS)
@@ -214,7 +233,7 @@ def _flush(output: InfluxOutput) -> bool:
             "InfluxDB did not take every point within %.0f s; %d wait in %s for the next run",
             ONCE_FLUSH_SECONDS,
             output.queue.points,
-            output.queue.path.parent,
+            output.queue.path.parent if output.queue.path else "memory",
         )
     output.close()
     return flushed
@@ -272,6 +291,8 @@ def backfill(settings: Settings, since: str, until: str | None, format: str, out
             "ENPHASE_INFLUX_URL: backfill writes to InfluxDB; set it (and the bucket or database), or use "
             "--format openmetrics --output FILE"
         )
+    if output:
+        _check_output(Path(output))  # before any request: a month of history is not fetched to be thrown away
     # Backfill drains its own queue, chunk by chunk: a `serve` running beside it keeps its queue to itself,
     # and an interrupted backfill is simply run again.
     with demo_cloud_if_asked(settings) as settings, tempfile.TemporaryDirectory(prefix="enphase-") as queue:
@@ -327,6 +348,16 @@ def charger(settings: Settings, options: dict[str, object]) -> int:
         account = control.PASTED_ACCOUNT if settings.uses_pasted_headers else str(settings.email)
         memory = SessionFile(settings.session_file, account)
         return control.run(exporter.client, memory, settings.site_ids, command, options, sys.stdout)
+
+
+def _check_output(path: Path) -> None:
+    if path.is_dir():
+        raise ConfigError(f"--output {path}: is a directory; name the file to write")
+    directory = path.parent
+    if not directory.is_dir():
+        raise ConfigError(f"--output {path}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--output {path}: not writable")
 
 
 def _date(flag: str, text: str) -> date:

@@ -8,6 +8,7 @@ setting and what is wrong; the CLI prints that one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -23,6 +24,12 @@ from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS
 
 DEFAULT_BASE_URL = "https://enlighten.enphaseenergy.com"
 DEFAULT_PORT = 8466
+# Upper bounds, so that a typo such as 99999999999999999999 is refused here instead of overflowing a timer
+# or a date later, deep inside a running exporter.
+MAX_INTERVAL = 7 * 86400
+MAX_TIMEOUT = 3600.0
+EARLIEST_HISTORY = date(2000, 1, 1)  # before any Enphase site reported
+SECRET_FILE_LIMIT = 64 * 1024  # a password or token file is short; /dev/zero is not
 
 
 class ConfigError(Exception):
@@ -135,25 +142,37 @@ class Settings:
 # -- value parsers: each raises ValueError with the reason ------------------------------------------------
 
 
-def _seconds(minimum: int) -> Callable[[str], int]:
+def _seconds(minimum: int, maximum: int = MAX_INTERVAL) -> Callable[[str], int]:
     def parse(text: str) -> int:
         if not re.fullmatch(r"\d+", text.strip()):
             raise ValueError(f"expected a whole number of seconds, got {text!r}")
         value = int(text)
         if value < minimum:
             raise ValueError(f"must be at least {minimum} seconds, got {value}")
+        if value > maximum:
+            raise ValueError(f"must be at most {maximum} seconds (7 days), got {value}")
         return value
 
     return parse
 
 
-def _positive_number(text: str) -> float:
+def _timeout(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise ValueError(f"must be greater than 0, got {text}")
+        raise ValueError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        raise ValueError(f"must be a number of seconds above 0 and at most {MAX_TIMEOUT:.0f}, got {text}")
+    return value
+
+
+def _watts(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of watts, got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 1e9):
+        raise ValueError(f"must be a number of watts above 0 and at most 1e9 (1 GW), got {text}")
     return value
 
 
@@ -220,9 +239,12 @@ def _email(text: str) -> str:
 
 def _day(text: str) -> date:
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+    if not EARLIEST_HISTORY <= day <= date.today():
+        raise ValueError(f"must be between {EARLIEST_HISTORY} and today, got {day}")
+    return day
 
 
 def _path(text: str) -> Path:
@@ -465,7 +487,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "connect_timeout",
         "ENPHASE_CONNECT_TIMEOUT",
         "--connect-timeout",
-        _positive_number,
+        _timeout,
         5.0,
         "Seconds to wait for a connection to the cloud.",
     ),
@@ -473,7 +495,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "read_timeout",
         "ENPHASE_READ_TIMEOUT",
         "--read-timeout",
-        _positive_number,
+        _timeout,
         30.0,
         "Seconds to wait for the cloud's answer.",
     ),
@@ -505,7 +527,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "max_site_power_watts",
         "ENPHASE_MAX_SITE_POWER",
         "--max-site-power",
-        _positive_number,
+        _watts,
         DEFAULT_MAX_SITE_POWER_WATTS,
         "Watts the site can never exceed: a 15-minute bucket or a day above this power is a broken value, "
         "counted in enphase_parse_errors_total and left out of every series and counter.",
@@ -727,12 +749,22 @@ def load(
         if raw is None or (raw == "" and spec.parse is not _flag):
             values[spec.field] = spec.default
             continue
+        label = spec.env if origin == spec.env else f"{spec.flag} ({spec.env})"
+        if not _encodable(raw):  # Python keeps bytes that are not UTF-8 as lone surrogates, which fail later
+            raise ConfigError(f"{label}: holds bytes that are not UTF-8; set it again as UTF-8 text")
         try:
             values[spec.field] = spec.parse(raw)
         except ValueError as error:
-            label = spec.env if origin == spec.env else f"{spec.flag} ({spec.env})"
             raise ConfigError(f"{label}: {error}") from None
     return _finish(values, require_credentials)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _finish(values: dict[str, Any], require_credentials: bool) -> Settings:
@@ -773,9 +805,15 @@ def _secret_from_file(values: dict[str, Any], field: str, env: str) -> None:
     if values[field] is not None:
         raise ConfigError(f"{env}_FILE: set either {env} or {env}_FILE, not both")
     try:
-        values[field] = _secret(path.read_text())
+        with path.open("rb") as file:
+            content = file.read(SECRET_FILE_LIMIT + 1)
+        if len(content) > SECRET_FILE_LIMIT:
+            raise ValueError(f"longer than {SECRET_FILE_LIMIT // 1024} KiB, so not a secret")
+        values[field] = _secret(content.decode())  # UnicodeDecodeError is a ValueError
     except (OSError, ValueError) as error:
-        raise ConfigError(f"{env}_FILE: cannot read {path}: {error}") from None
+        # The error's text never quotes the content: UnicodeDecodeError's own message would show bytes of it.
+        reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error)
+        raise ConfigError(f"{env}_FILE: cannot read {path}: {reason}") from None
 
 
 _INFLUX_FIELDS = ("bucket", "org", "token", "database", "retention_policy", "username", "password")

@@ -59,7 +59,9 @@ def write(families: Iterable[Metric], form: Format) -> bytes:
             writer.out.append(_by_prometheus_client(family, form))
     if form.openmetrics:
         writer.out.append(OPENMETRICS_EOF)
-    return "".join(writer.out).encode()
+    # Cloud text is made safe where it is parsed (exporter.values.safe_text); should anything unencodable
+    # still get through, it becomes "?" here rather than a failed scrape.
+    return "".join(writer.out).encode(errors="replace")
 
 
 def _plain(family: Metric) -> bool:
@@ -101,6 +103,7 @@ class _Writer:
         out = self.out
         out.append(f"# HELP {name} {help_text}\n# TYPE {name} {family.type}\n")
         for sample, order in zip(samples, orders, strict=True):
+            assert order is not None  # families with a label order that is None went to prometheus_client
             out.append(f"{sample.name}{self._labels(sample.labels, order)} {self._value(sample.value)}\n")
 
     def _label_order(self, names: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -150,7 +153,26 @@ class _One:
 
 
 def _by_prometheus_client(family: Metric, form: Format) -> str:
+    try:
+        return _generate(family, form)
+    except UnicodeEncodeError:  # a lone surrogate: prometheus_client encodes strictly; see write()
+        return _generate(_encodable(family), form)
+
+
+def _generate(family: Metric, form: Format) -> str:
     if form.openmetrics:
         body = openmetrics.generate_latest(_One(family), escaping=form.escaping, version=form.version)
         return body.decode().removesuffix(OPENMETRICS_EOF)
     return generate_latest(_One(family), escaping=form.escaping).decode()
+
+
+def _encodable(family: Metric) -> Metric:
+    def fix(text: str) -> str:
+        return text.encode(errors="replace").decode()
+
+    copy = Metric(fix(family.name), fix(family.documentation), family.type, family.unit)
+    copy.samples = [
+        sample._replace(name=fix(sample.name), labels={fix(k): fix(v) for k, v in sample.labels.items()})
+        for sample in family.samples
+    ]
+    return copy

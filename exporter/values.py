@@ -9,6 +9,7 @@ recorded as a problem, so the caller can count it in ``enphase_parse_errors_tota
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,13 @@ _EARLIEST_PLAUSIBLE = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 _LATEST_PLAUSIBLE = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
 
 EpochUnit = Literal["s", "ms"]
+
+# Cloud strings become label values and InfluxDB tags. A lone surrogate cannot be encoded as UTF-8 at all (it
+# took every scrape down), control characters break log lines and terminals, and a megabyte-long "name"
+# multiplies into every series that carries it. Such text is made safe here, once, where it enters a model.
+TEXT_LIMIT = 256
+_UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
 
 
 class PayloadError(Exception):
@@ -140,11 +148,20 @@ class Reader:
         if raw is None:
             return None
         if isinstance(raw, str):
-            return raw
+            return self.safe_text(raw, f"{where}.{key}")
         if isinstance(raw, int | float) and not isinstance(raw, bool):
             return str(raw)  # ids are sometimes sent as numbers
         self.problem(f"{where}.{key}", f"expected a string, got {type(raw).__name__}")
         return None
+
+    def safe_text(self, raw: str, where: str) -> str:
+        """``raw`` with unencodable and control characters replaced by U+FFFD and cut to ``TEXT_LIMIT``.
+
+        Either change is recorded as a problem: the cloud sent something no device name should hold."""
+        text, changed = safe_text(raw)
+        if changed:
+            self.problem(where, f"unsafe text made safe: {_short(raw)}")
+        return text
 
     def timestamp(
         self, obj: Mapping[str, Any], key: str, where: str, *, epoch_unit: EpochUnit, required: bool = False
@@ -198,6 +215,14 @@ class Reader:
             else:
                 self.problem(f"{where}.{key}[{index}]", f"expected an object, got {type(item).__name__}")
         return items
+
+
+def safe_text(raw: str) -> tuple[str, bool]:
+    """``raw`` made safe to encode, log and use as a label (see ``TEXT_LIMIT``), and whether it changed."""
+    text = _UNSAFE_CHARACTERS.sub(REPLACEMENT, raw)
+    if len(text) > TEXT_LIMIT:
+        text = text[: TEXT_LIMIT - 1] + "\u2026"
+    return text, text != raw
 
 
 def parse_iso_timestamp(text: str) -> float | None:

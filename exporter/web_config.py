@@ -148,6 +148,8 @@ def _load(path: Path) -> WebConfig:
         raise _Problem(
             "", f"not valid YAML: {getattr(error, 'problem', None) or 'syntax error'}{where}"
         ) from None
+    except RecursionError:  # PyYAML composes recursively: "[" * 5000 exhausts the stack
+        raise _Problem("", "not valid YAML: nested too deeply for a web config") from None
     root = _mapping(root, "", _TOP_KEYS)
     base = path.parent
     tls, files = _tls(root.get("tls_server_config"), base)
@@ -454,8 +456,10 @@ Stamp = tuple[tuple[int, int, int] | None, ...]
 class WebConfigFile:
     """The current ``WebConfig`` of a file; the file is loaded (and checked) in the constructor.
 
-    A change that breaks the file, or that would switch TLS on or off, is logged and ignored: the server keeps
-    the last good configuration rather than falling open. Switching TLS needs a restart, as in the toolkit.
+    A change that breaks the file, that would switch TLS on or off, or that would switch basic auth off, is
+    logged and ignored: the server keeps the last good configuration rather than falling open. Switching TLS
+    needs a restart, as in the toolkit; so does removing the last user, on purpose: an editor's half-saved
+    file or an emptied secret mount must not open /metrics to everyone.
     """
 
     def __init__(self, path: Path) -> None:
@@ -480,12 +484,17 @@ class WebConfigFile:
             log.error("%s; keeping the previous web configuration", error)
             self._stamp = _stamp((self.path, *self._files))  # say it once, not on every request
             return
+        except Exception:  # whatever else a file can provoke, every request must not pay for it
+            log.exception("web config file %s: cannot be loaded; keeping the previous one", self.path)
+            self._stamp = _stamp((self.path, *self._files))
+            return
+        refusal = None
         if (config.tls is None) != (self._config.tls is None):
-            log.error(
-                "web config file %s: switching TLS on or off needs a restart; keeping the previous web "
-                "configuration",
-                self.path,
-            )
+            refusal = "switching TLS on or off needs a restart"
+        elif self._config.auth is not None and config.auth is None:
+            refusal = "switching basic auth off needs a restart"
+        if refusal is not None:
+            log.error("web config file %s: %s; keeping the previous web configuration", self.path, refusal)
             self._stamp = stamp
             return
         self._config, self._stamp = config, stamp
@@ -505,7 +514,7 @@ class WebConfigFile:
 
 
 def _stamp(paths: tuple[Path, ...]) -> Stamp:
-    stamps = []
+    stamps: list[tuple[int, int, int] | None] = []
     for path in paths:
         try:
             info = os.stat(path)

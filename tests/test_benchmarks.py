@@ -94,3 +94,14 @@ def test_live_stream(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixt
     assert float(rows["RSS MiB"][0]) > 10 and float(rows["RSS MiB"][1]) > 10
     assert int(rows["frames seen"][0]) >= 2 * 5  # the freshness phase: 10 s of two streams
     assert 0 <= float(rows["median"][0]) < 1
+
+
+def test_concurrent_scrapes(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    benchmark = load("concurrent_scrapes", monkeypatch)
+    monkeypatch.setattr(
+        sys, "argv", ["concurrent_scrapes.py", "--scrapes", "20", "--slow", "5", "--rounds", "1"]
+    )
+    benchmark.main()  # its exit status is the goal, which is for full-size runs on a quiet machine
+    rows = table_rows(capsys.readouterr().out)
+    assert rows["exporter"][:2] == ["20", "5"] and rows["exporter"][-1] == "0 of 20"
+    assert set(rows) >= {"exporter", "reference"}

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from exporter import exposition
@@ -139,3 +140,38 @@ def test_minus_zero_and_zero_are_two_values_even_from_the_value_cache():
     body = exposition.write([family], exposition.Format(False, "underscores", "0.0.4")).decode()
     lines = [line.split(" ")[1] for line in body.splitlines() if not line.startswith("#")]
     assert lines == ["0.0", "-0.0", "0.0", "NaN", "NaN", "1.0", "1.0", "1.0"]
+
+
+def test_a_label_that_cannot_be_encoded_does_not_fail_the_scrape_in_any_format():
+    plain = GaugeMetricFamily("charger_up", "Up.", labels=["name"])
+    plain.add_metric(["\ud800"], 1.0)
+    escaped = GaugeMetricFamily("odd", "Needs prometheus_client.", labels=["a-b"])  # not the fast path
+    escaped.add_metric(["\udfff"], 2.0)
+    for accept in ACCEPTS:
+        _, content_type = choose_encoder(accept)
+        body = exposition.write([plain, escaped], exposition.Format.from_content_type(content_type))
+        assert b'="?"' in body, accept
+
+
+def test_hostile_strings_in_every_cloud_string_field_never_fail_a_scrape(tmp_path):
+    with DemoCloud() as cloud:
+        cloud.faults.inject("hostile_strings", count=None)
+        environ = {
+            "ENPHASE_BASE_URL": cloud.base_url,
+            "ENPHASE_EMAIL": DEMO_EMAIL,
+            "ENPHASE_PASSWORD": DEMO_PASSWORD,
+            "ENPHASE_SESSION_FILE": str(tmp_path / "session.json"),
+            "ENPHASE_SITE_ID": DEMO_SITE_ID,
+            "ENPHASE_HISTORY_START": "2026-01-01",
+        }
+        exporter = build(load({}, environ))
+        for source in SOURCES:
+            exporter.poller.poll(DEMO_SITE_ID, source)
+    for accept in ACCEPTS:
+        body, content_type = exposition.render(exporter.registry, accept)
+        text = body.decode("utf-8")
+        assert "\ufffd" in text, accept  # the hostile names did reach the labels, made safe
+        assert not any(line.startswith("injected_metric") for line in text.splitlines()), accept
+        if content_type.startswith("text/plain; version=0.0.4"):
+            names = {family.name for family in text_string_to_metric_families(text)}
+            assert "enphase_ev_charger_info" in names

@@ -1,6 +1,6 @@
 import pytest
 
-from exporter.values import Reader, parse_iso_timestamp
+from exporter.values import TEXT_LIMIT, Reader, parse_iso_timestamp
 
 # 2026-03-28T04:54:34.360Z in Unix seconds
 MOMENT = 1774673674.36
@@ -72,4 +72,26 @@ def test_flags(raw, expected):
 def test_null_is_absent_without_a_problem():
     reader = Reader()
     assert reader.number({"v": None}, "v", "x", required=True) is None
+    assert reader.problems == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["\ud800", "Carport\udfff", "nul\x00 esc\x1b[2J del\x7f", "line\nbreak\r", "x" * 100_000],
+    ids=["lone-high-surrogate", "lone-low-surrogate", "control", "newline", "huge"],
+)
+def test_unsafe_cloud_text_is_made_safe_once_where_it_is_read(raw):
+    reader = Reader()
+    text = reader.text({"name": raw}, "name", "chargers[0]")
+    assert text is not None
+    text.encode("utf-8")  # a lone surrogate raised UnicodeEncodeError here, and in every scrape
+    assert len(text) <= TEXT_LIMIT
+    assert not any(ord(char) < 32 or 0x7F <= ord(char) <= 0x9F for char in text)
+    assert len(reader.problems) == 1 and reader.problems[0].startswith("chargers[0].name: unsafe text")
+
+
+def test_ordinary_names_with_quotes_and_accents_pass_unchanged():
+    reader = Reader()
+    name = 'Carport "links" \\ Ladestation ü 充电'
+    assert reader.text({"name": name}, "name", "chargers[0]") == name
     assert reader.problems == []

@@ -543,3 +543,76 @@ def _documented_example_password() -> str:
         if "example password:" in line:
             return line.split("example password:", 1)[1].strip()
     raise AssertionError("web-config.yml.example does not say its example password")
+
+
+def test_a_deeply_nested_file_is_one_clear_config_error(tmp_path):
+    config = write(tmp_path / "web.yml", "[" * 5000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load(config)
+
+
+def test_a_deeply_nested_change_keeps_the_last_good_configuration_and_healthz(tmp_path, caplog):
+    config = write(tmp_path / "web.yml", users_section(alice=PASSWORD))
+    with serving(config) as server:
+        write(config, "[" * 5000)
+        assert requests.get(url(server, "/healthz"), timeout=5).text == "ok\n"
+        assert requests.get(url(server), timeout=5).status_code == 401
+        assert requests.get(url(server), auth=("alice", PASSWORD.encode()), timeout=5).status_code == 200
+    assert "nested too deeply" in caplog.text and "keeping the previous web configuration" in caplog.text
+
+
+@pytest.mark.parametrize("change", ["", "basic_auth_users: {}\n", "http_server_config: {}\n"])
+def test_a_change_that_would_switch_basic_auth_off_is_refused(tmp_path, caplog, change):
+    config = write(tmp_path / "web.yml", users_section(alice=PASSWORD))
+    with serving(config) as server:
+        write(config, change)
+        assert requests.get(url(server), timeout=5).status_code == 401
+        assert requests.get(url(server), auth=("alice", PASSWORD.encode()), timeout=5).status_code == 200
+    assert "switching basic auth off needs a restart" in caplog.text
+    assert caplog.text.count("switching basic auth off") == 1  # once, not on every request
+
+
+def test_failed_logins_slow_down_per_address_and_never_lock_out_the_right_password(monkeypatch, tmp_path):
+    checks = []
+    real_checkpw = bcrypt.checkpw
+
+    def counting_checkpw(password: bytes, hashed_password: bytes) -> bool:
+        checks.append(password)
+        return real_checkpw(password, hashed_password)
+
+    monkeypatch.setattr(web_auth.bcrypt, "checkpw", counting_checkpw)
+    with (
+        serving(write(tmp_path / "web.yml", users_section(alice=PASSWORD))) as server,
+        requests.Session() as s,
+    ):
+        assert s.get(url(server), auth=("alice", PASSWORD.encode()), timeout=5).status_code == 200
+        statuses = [
+            s.get(url(server), auth=("alice", f"guess-{n}"), timeout=5).status_code for n in range(200)
+        ]
+        assert statuses[:5] == [401] * 5  # a few typos are free
+        assert statuses.count(429) >= 180
+        assert len(checks) <= 1 + 5 + 10  # was 201: a bcrypt check for every guess
+        # The right credentials, from the very same address, in the middle of the flood:
+        assert s.get(url(server), auth=("alice", PASSWORD.encode()), timeout=5).status_code == 200
+        refused = s.get(url(server), auth=("alice", "one-more-guess"), timeout=5)
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert s.get(url(server, "/healthz"), timeout=5).text == "ok\n"
+
+
+def test_the_failure_throttle_is_per_address_and_recovers():
+    now = [0.0]
+    throttle = web_auth.FailureThrottle(free=3, interval=2.0, clock=lambda: now[0])
+    auth = BasicAuth({"alice": hashed(PASSWORD).encode()})
+    wrong = "Basic " + base64.b64encode(b"alice:wrong").decode()
+    right = "Basic " + base64.b64encode(b"alice:" + PASSWORD.encode()).decode()
+    assert [auth.check(wrong, "192.0.2.7", throttle) for _ in range(4)] == ["refused"] * 3 + ["throttled"]
+    assert auth.check(right, "192.0.2.7", throttle) == "throttled"  # not verified before: waits like a guess
+    assert auth.check(right, "192.0.2.8", throttle) == "allowed"  # another address is not affected
+    assert auth.check(right, "192.0.2.7", throttle) == "allowed"  # and once verified, it is never throttled
+    assert throttle.retry_after("192.0.2.7") == pytest.approx(2.0)
+    now[0] += 2.0
+    assert auth.check(wrong, "192.0.2.7", throttle) == "refused"  # one more try per interval
+    assert auth.check(wrong, "192.0.2.7", throttle) == "throttled"
+    for _ in range(3):  # one machine's IPv6 addresses share a /64
+        auth.check(wrong, "2001:db8::1", throttle)
+    assert not throttle.may_try("2001:db8::ffff") and throttle.may_try("2001:db8:1::1")

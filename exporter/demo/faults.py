@@ -23,7 +23,7 @@ import math
 import random
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -51,14 +51,29 @@ APPLIES_TO: Mapping[str, frozenset[str]] = {
     "dropped": frozenset({STREAM}),  # the broker closes the stream's connection after a few frames
     "silence": frozenset({STREAM}),  # the stream stops sending after a few frames, the connection stays
     "garbled_frame": frozenset({STREAM}),  # one frame that is not a protobuf DataMsg
+    "hostile_strings": frozenset({SOURCE}),  # every string value carries one of HOSTILE_STRINGS
 }
 FAULT_NAMES = tuple(APPLIES_TO)
-BODY_FAULTS = frozenset({"malformed_json", "truncated_json", "schema_drift", "huge_payload"})
+BODY_FAULTS = frozenset(
+    {"malformed_json", "truncated_json", "schema_drift", "huge_payload", "hostile_strings"}
+)
 DEFAULT_SECONDS = {"slow": 5.0, "timeout": 35.0}
 DEFAULT_RATE = 0.05
 # Logins are rare (one per expired session), so at the mix's rate a demo would hardly ever show a login fault.
 LOGIN_RATE_FLOOR = 0.25
 HUGE_SIZES = (4 * 2**20, 40 * 2**20)  # one the exporter reads, one beyond what it accepts
+# What a charger's name, a model or a serial could hold once someone types it or a firmware garbles it: text
+# that cannot be encoded (lone surrogates), control characters, the three characters the exposition format
+# escapes, right-to-left overrides, and a name far longer than any label should be.
+HOSTILE_STRINGS = (
+    "\ud800",
+    "lone\udfff low surrogate",
+    "nul\x00 esc\x1b[2J bell\x07 del\x7f",
+    'quote" backslash\\ newline\n cr\r tab\t',
+    '"}\n# HELP injected_metric x\ninjected_metric 1\n',
+    "\u202eright-to-left\u200b zero-width \ufeff",
+    "huge " + "x" * 20_000,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,10 +313,23 @@ def spoil(fault: Fault, endpoint: str, body: bytes) -> bytes:
         return body[: len(body) // 2]
     if fault.name == "schema_drift":
         return to_json(DRIFTS[endpoint](json.loads(body))).encode()
+    if fault.name == "hostile_strings":
+        return to_json(_hostile(json.loads(body), iter(range(1_000_000)))).encode()
     if fault.name == "huge_payload":
         filler = b'"padding-padding",' * (fault.size // 18)  # many small items, like a long list would be
         return body[:-1] + b',"diagnostics":[' + filler + b'"end"]}'
     raise ValueError(f"{fault.name} does not spoil bodies")
+
+
+def _hostile(value: Any, counter: Iterator[int]) -> Any:
+    """``value`` with each string it holds followed by the next of HOSTILE_STRINGS, in turn."""
+    if isinstance(value, str):
+        return value + HOSTILE_STRINGS[next(counter) % len(HOSTILE_STRINGS)]
+    if isinstance(value, dict):
+        return {key: _hostile(item, counter) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_hostile(item, counter) for item in value]
+    return value
 
 
 # Schema drift per source: what a new firmware or a new release of the service might send. Each change is

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -58,6 +59,8 @@ class InfluxOutput:
         self._failures = 0  # consecutive failed attempts: the back-off exponent
         self._last_reason: str | None = None
         self._last_success: float | None = None
+        self._unqueued = 0  # points dropped in the current episode of a queue that cannot be written
+        self._rejected = 0  # points InfluxDB refused in the current episode of refusals
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition()
@@ -75,14 +78,15 @@ class InfluxOutput:
         )
         self._dropped = Counter(
             "enphase_influxdb_points_dropped",
-            "Points given up: the oldest when the queue reached its bound (queue_full), or refused by the "
-            "server as malformed or conflicting (rejected).",
+            "Points given up: the oldest when the queue reached its bound (queue_full), refused by the "
+            "server as malformed or conflicting (rejected), or that could not be queued at all, such as on "
+            "a full disk (queue_error).",
             ["reason"],
             registry=registry,
         )
         for reason in ACTIONS:
             self._write_failures.labels(reason)
-        for reason in ("queue_full", "rejected"):
+        for reason in ("queue_full", "rejected", "queue_error"):
             self._dropped.labels(reason)
         registry.register(_QueueCollector(self))
 
@@ -93,7 +97,23 @@ class InfluxOutput:
         self.put(points(polled))
 
     def put(self, new_points: Iterable[Point]) -> None:
-        dropped = self._queue.put([point.line() for point in new_points])
+        lines = [point.line() for point in new_points]
+        try:
+            dropped = self._queue.put(lines)
+        except sqlite3.Error as error:  # a full disk, a file gone read-only: polling carries on regardless
+            self._dropped.labels("queue_error").inc(len(lines))
+            if not self._unqueued:
+                log.error(
+                    "Cannot queue points for InfluxDB (%s): they are dropped, counted in "
+                    'enphase_influxdb_points_dropped_total{reason="queue_error"}, until the queue can be '
+                    "written again",
+                    error,
+                )
+            self._unqueued += len(lines)
+            return
+        if self._unqueued:
+            log.warning("The InfluxDB queue takes points again; %d were dropped meanwhile", self._unqueued)
+            self._unqueued = 0
         if dropped:
             self._dropped.labels("queue_full").inc(dropped)
             log.warning(
@@ -158,6 +178,9 @@ class InfluxOutput:
                 continue
             try:
                 delay = self.send_once()
+            except sqlite3.Error as error:  # reading or removing sent points; the next put logs the episode
+                log.debug("The InfluxDB queue failed while sending: %s", error)
+                delay = self._max_backoff
             except Exception:  # a bug here must not end the thread: the points would never leave again
                 log.exception("Unexpected error while writing to InfluxDB")
                 delay = self._max_backoff
@@ -178,6 +201,7 @@ class InfluxOutput:
         self._queue.remove_through(batch[-1][0])
         self._written.inc(len(batch))
         self._last_success = self._clock()
+        self._end_rejections()
         if self._last_reason is not None:
             log.info("InfluxDB at %s accepts points again", self._writer.target)
         self._failures, self._last_reason = 0, None
@@ -191,9 +215,14 @@ class InfluxOutput:
                 return 0.0
             self._queue.remove_through(batch[0][0])
             self._dropped.labels("rejected").inc()
-            log.error(
-                "InfluxDB at %s refused a point, which is dropped: %s", self._writer.target, failed.detail
-            )
+            if not self._rejected:  # one line per episode: a bad field can spoil every point of a poll
+                log.error(
+                    "InfluxDB at %s refused a point, which is dropped (%s); further refusals are counted in "
+                    'enphase_influxdb_points_dropped_total{reason="rejected"} until a batch is accepted',
+                    self._writer.target,
+                    failed.detail,
+                )
+            self._rejected += 1
             return 0.0
         self._failures += 1
         self._log_failure(failed)
@@ -203,6 +232,13 @@ class InfluxOutput:
             return failed.retry_after
         ceiling = min(self._max_backoff, 2.0 ** (self._failures - 1))
         return ceiling / 2 + self._jitter(0, ceiling / 2)  # jittered, never immediate
+
+    def _end_rejections(self) -> None:
+        if self._rejected > 1:
+            log.error(
+                "InfluxDB at %s refused %d points in all, each dropped", self._writer.target, self._rejected
+            )
+        self._rejected = 0
 
     def _log_failure(self, failed: WriteFailed) -> None:
         """One line when writing starts failing or fails differently; then quiet until it works again."""
@@ -239,6 +275,12 @@ class _QueueCollector(Collector):
         queue = self._output.queue
         yield GaugeMetricFamily(
             "enphase_influxdb_queue_points", "Points waiting in the queue for InfluxDB.", value=queue.points
+        )
+        yield GaugeMetricFamily(
+            "enphase_influxdb_queue_on_disk",
+            "1 when the queue is kept on disk; 0 when its directory could not be used and points wait in "
+            "memory, lost on a restart (see the log).",
+            value=queue.on_disk,
         )
         yield GaugeMetricFamily(
             "enphase_influxdb_queue_bytes",

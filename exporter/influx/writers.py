@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from typing import Literal, Protocol
 
 import requests
@@ -102,7 +103,7 @@ class V2Writer:
         self.target = settings.target
         self._bucket = settings.bucket or ""
         self._org = settings.org or ""
-        token = settings.token.reveal() if settings.token else None
+        token = settings.token.reveal() if settings.token else ""
         logs.register_secret(token)  # a server or proxy may echo it into an error message, which is logged
         self._client = InfluxDBClient(
             url=settings.url,
@@ -115,10 +116,13 @@ class V2Writer:
     def write(self, body: str) -> None:
         try:
             self._api.write(
-                bucket=self._bucket, org=self._org, record=body, write_precision=WritePrecision.NS
+                bucket=self._bucket,
+                org=self._org,
+                record=body,
+                write_precision=WritePrecision.NS,  # type: ignore[arg-type]  # its constants are plain str
             )
         except ApiException as error:
-            headers = error.headers or {}
+            headers: Mapping[str, str] = error.headers or {}
             raise failure(error.status or 0, headers.get("Retry-After"), error.body) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise WriteFailed("unreachable", _connection_detail(error)) from None

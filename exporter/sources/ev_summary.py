@@ -124,7 +124,7 @@ def _parse_network(raw: Any, where: str, reader: Reader) -> tuple[NetworkInterfa
             reader.problem(where, f"expected 'k=v,…' strings, got {type(entry).__name__}")
             continue
         fields = dict(part.split("=", 1) for part in entry.split(",") if "=" in part)
-        name = fields.get("interface_name", "").strip()
+        name = reader.safe_text(fields.get("interface_name", "").strip(), where)
         if not name:
             continue
         status = fields.get("connectionStatus", "").strip()
