@@ -1,4 +1,16 @@
-"""Shared helpers: fixtures are payloads written by hand from the documented shapes (never captured data)."""
+"""Shared fixtures, and the tiers of the suite.
+
+Fixture files are payloads written by hand from the documented shapes (never captured data). Every test
+module belongs to one tier, a pytest marker, so that each tier can be run on its own:
+
+- ``unit``: pure code on hand-written payloads, scripted HTTP (``responses``) and fake clocks; seconds.
+- ``component``: the exporter as a user runs it (subprocesses, the demo cloud, scripted clouds on 127.0.0.1).
+- ``servers``: real third-party servers and tools the test command installs (Prometheus and promtool,
+  InfluxDB, VictoriaMetrics, Mosquitto, amtool, Grafana's schema from npm, systemd-analyze).
+- ``container``: the image and the compose stack on a Docker engine of the test's own.
+
+``pytest -m unit`` is the quick loop; ``pytest -m "not container"`` skips the slowest part.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +23,29 @@ from typing import Any
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+UNIT = {
+    "test_client", "test_collector", "test_config", "test_daily_energy", "test_ev_status", "test_ev_summary",
+    "test_influx_queue", "test_live_frame", "test_live_session", "test_live_stream", "test_poller",
+    "test_render_influx", "test_scheduler", "test_today", "test_values",
+}  # fmt: skip
+SERVERS = {
+    "test_alert_rules", "test_backfill", "test_demo_chart", "test_docker", "test_grafana_schema",
+    "test_influx_outage", "test_influx_servers", "test_influxql_dashboards", "test_live_mqtt",
+    "test_live_shapes", "test_once", "test_prometheus_demo", "test_systemd_unit",
+}  # fmt: skip
+CONTAINER = {"test_docker_smoke"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__ if item.module else ""
+        tier = next(
+            (name for name, modules in (("unit", UNIT), ("servers", SERVERS), ("container", CONTAINER))
+             if module in modules),
+            "component",
+        )  # fmt: skip
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 def load_fixture(name: str) -> Any:

@@ -15,7 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from servers import free_port, stop_process, wait_until
+from servers import stop_process, wait_until
+from support import free_port
 
 
 def make_ca(directory: Path) -> tuple[Path, Path, Path]:

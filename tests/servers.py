@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,12 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from support import free_port
 
 
 def wait_until(condition: Any, timeout: float, what: str, every: float = 0.1) -> Any:

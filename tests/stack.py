@@ -14,7 +14,8 @@ from typing import Any
 
 import requests
 import yaml
-from servers import Server, free_port, stop_process, wait_until
+from servers import Server, stop_process, wait_until
+from support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "prometheus" / "alerts.yml"

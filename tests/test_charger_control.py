@@ -18,6 +18,7 @@ import pytest
 from conftest import FIXTURES
 from fixture_cloud import PASTED_COOKIE, PASTED_TOKEN, SITE
 from prometheus_client import CollectorRegistry
+from support import FakeClock
 
 from exporter import cli, control
 from exporter.auth import PastedHeaders, SessionFile
@@ -51,17 +52,9 @@ def moment(plugged_in: bool, charging: bool, faulted: bool = False) -> float:
     raise AssertionError("no such moment in two weeks of the simulation")
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def demo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[DemoCloud, Clock]]:
-    clock = Clock(moment(plugged_in=True, charging=False))
+def demo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[DemoCloud, FakeClock]]:
+    clock = FakeClock(moment(plugged_in=True, charging=False))
     for name in [name for name in os.environ if name.startswith("ENPHASE_")]:
         monkeypatch.delenv(name)
     with DemoCloud(clock=clock) as cloud:

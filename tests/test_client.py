@@ -10,6 +10,7 @@ import time
 import pytest
 import responses
 from prometheus_client import CollectorRegistry, generate_latest
+from support import FakeClock
 
 from exporter.auth import PasswordLogin, PastedHeaders, SessionFile, make_session
 from exporter.client import (
@@ -41,17 +42,9 @@ def jwt(exp: float, session_id: str = "sess-abcdef123456") -> str:
     return f"{part({'alg': 'HS256'})}.{part(claims)}.c2ln"
 
 
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 import requests
+from support import FakeClock
 
 from exporter.demo import DEMO_CHARGER_SERIAL, DEMO_EMAIL, DEMO_PASSWORD, DEMO_SITE_ID, DemoCloud
 from exporter.demo import simulation as sim
@@ -25,14 +26,6 @@ LIFETIME = f"/pv/systems/{DEMO_SITE_ID}/lifetime_energy"
 LATEST_POWER = f"/app-api/{DEMO_SITE_ID}/get_latest_power"
 SEARCH_SITES = "/app-api/search_sites.json?searchText=&favourite=false"
 DATA_PATHS = [TODAY, STATUS, SUMMARY, f"{DAILY}?start_date=2026-03-01", LIFETIME, LATEST_POWER, SEARCH_SITES]
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def local(day: date, hour: int, minute: int = 0) -> float:

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 import yaml
-from servers import free_port
 from stack import DemoExporter
+from support import free_port
 
 from exporter import config
 

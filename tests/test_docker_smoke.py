@@ -44,7 +44,8 @@ from typing import Any
 
 import pytest
 import yaml
-from servers import free_port, wait_until
+from servers import wait_until
+from support import free_port
 
 from exporter.demo import DEMO_EMAIL, DEMO_PASSWORD, DemoCloud
 

@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from servers import InfluxDB1, Server, VictoriaMetrics, free_port, wait_until
+from servers import InfluxDB1, Server, VictoriaMetrics, wait_until
+from support import free_port
 
 from exporter.demo import DEMO_CHARGER_SERIAL, DEMO_EMAIL, DEMO_PASSWORD, DemoCloud
 

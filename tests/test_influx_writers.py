@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from servers import free_port
+from support import free_port
 
 from exporter.config import InfluxSettings, Secret
 from exporter.influx.writers import V1Writer, V2Writer, WriteFailed

@@ -19,7 +19,8 @@ import pytest
 import requests
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry
-from servers import free_port, stop_process, wait_until
+from servers import stop_process, wait_until
+from support import free_port
 
 from exporter.auth import PastedHeaders
 from exporter.client import CloudClient, RequestMetrics, Transport

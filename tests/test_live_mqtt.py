@@ -25,7 +25,8 @@ import pytest
 import requests
 from live_cloud import E_AUTH_TOKEN, SITE_ID, LiveCloud
 from mosquitto import Mosquitto
-from servers import free_port, stop_process, wait_until
+from servers import stop_process, wait_until
+from support import free_port
 
 from exporter.live.mqtt import MqttLink, split_endpoint
 

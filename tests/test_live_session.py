@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from protowire import bytes_field, channel, data_msg
+from support import FakeClock
 
 from exporter.client import RateLimited, UpstreamError, UpstreamUnavailable
 from exporter.live.session import AUTO_NOT_OFFERED_PAUSE, GATEWAY_WAIT, REFUSED_PAUSE, LiveSession
@@ -22,21 +23,13 @@ FRAME = data_msg(bytes_field(1, channel(1_500_000)) + bytes_field(3, channel(-30
 TOKEN = "secret-token-9c41"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class FakeCloud:
     """Answers get_json like CloudClient; each answer is a payload, or an exception to raise."""
 
     answers: dict[str, Callable[[], Any]]
     calls: list[tuple[str, float]] = field(default_factory=list)
-    clock: Clock | None = None
+    clock: FakeClock | None = None
 
     def get_json(self, endpoint: str, path: str, params: Any = None) -> Any:
         self.calls.append((endpoint, self.clock.now if self.clock else 0.0))
@@ -73,7 +66,7 @@ class FakeLink:
 
 class Harness:
     def __init__(self, cloud: FakeCloud, *, mode: str = "on", gateway: Any = "122100001234") -> None:
-        self.clock = Clock()
+        self.clock = FakeClock()
         cloud.clock = self.clock
         self.cloud = cloud
         self.store = LiveStore()

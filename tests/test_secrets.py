@@ -12,7 +12,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import pytest
 import requests
 from fixture_cloud import EMAIL, PASSWORD, PASTED_COOKIE, SESSION_ID, SITE, TOKEN, FixtureCloud
 from prometheus_client import CollectorRegistry
+from support import free_port
 
 from exporter import config
 from exporter.auth import PasswordLogin, SessionFile
@@ -119,12 +119,6 @@ def fake_influx(status: int, *, echo: bool = False) -> Iterator[tuple[list[str],
 
 
 # -- serve: login, expired sessions, 5xx, scraped with basic auth --------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_serve_through_login_expiry_and_errors_shows_no_secret(tmp_path):

@@ -25,6 +25,7 @@ import bcrypt
 import pytest
 import requests
 from prometheus_client import CollectorRegistry, Gauge
+from support import free_port
 
 from exporter import web_auth
 from exporter.config import ConfigError
@@ -221,12 +222,6 @@ def test_serve_with_a_web_config_wants_https_and_the_password(pki, tmp_path):
     assert returncode == 0, stderr
     assert f"Serving https://127.0.0.1:{port}/metrics" in stderr
     assert "Traceback" not in stderr and PASSWORD not in stderr
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _answers(address: str, ca: str) -> bool:
