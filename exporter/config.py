@@ -29,7 +29,10 @@ DEFAULT_PORT = 8466
 MAX_INTERVAL = 7 * 86400
 MAX_TIMEOUT = 3600.0
 EARLIEST_HISTORY = date(2000, 1, 1)  # before any Enphase site reported
+MAX_WATTS = 1e9  # no home site comes near a gigawatt
 SECRET_FILE_LIMIT = 64 * 1024  # a password or token file is short; /dev/zero is not
+MIN_QUEUE_BYTES = 10**6
+RESOLUTIONS = (1, 3600)  # seconds: from every frame to one point an hour
 
 
 class ConfigError(Exception):
@@ -142,7 +145,23 @@ class Settings:
 # -- value parsers: each raises ValueError with the reason ------------------------------------------------
 
 
-def _seconds(minimum: int, maximum: int = MAX_INTERVAL) -> Callable[[str], int]:
+class Bounded:
+    """A value parser that knows its allowed range: ``--help`` and the README show the very bounds it checks.
+
+    Each factory below builds the text from the same numbers its check uses, so the two cannot drift.
+    """
+
+    __slots__ = ("_parse", "range")
+
+    def __init__(self, parse: Callable[[str], Any], range_text: str) -> None:
+        self._parse = parse
+        self.range = range_text
+
+    def __call__(self, text: str) -> Any:
+        return self._parse(text)
+
+
+def _seconds(minimum: int, maximum: int = MAX_INTERVAL) -> Bounded:
     def parse(text: str) -> int:
         if not re.fullmatch(r"\d+", text.strip()):
             raise ValueError(f"expected a whole number of seconds, got {text!r}")
@@ -150,33 +169,37 @@ def _seconds(minimum: int, maximum: int = MAX_INTERVAL) -> Callable[[str], int]:
         if value < minimum:
             raise ValueError(f"must be at least {minimum} seconds, got {value}")
         if value > maximum:
-            raise ValueError(f"must be at most {maximum} seconds (7 days), got {value}")
+            raise ValueError(f"must be at most {maximum} seconds ({_days(maximum)}), got {value}")
         return value
 
-    return parse
+    return Bounded(parse, f"{minimum} to {maximum} s ({_days(maximum)})")
 
 
-def _timeout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
-        raise ValueError(f"must be a number of seconds above 0 and at most {MAX_TIMEOUT:.0f}, got {text}")
-    return value
+def _days(seconds: int) -> str:
+    days = seconds / 86400
+    return f"{days:g} day{'s' if days != 1 else ''}"
 
 
-def _watts(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of watts, got {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 1e9):
-        raise ValueError(f"must be a number of watts above 0 and at most 1e9 (1 GW), got {text}")
-    return value
+def _above_zero(unit: str, maximum: float, maximum_text: str) -> Bounded:
+    """A number above 0 and at most ``maximum``: seconds of a timeout, watts of a site."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"expected a number of {unit}, got {text!r}") from None
+        if not (math.isfinite(value) and 0 < value <= maximum):
+            raise ValueError(f"must be a number of {unit} above 0 and at most {maximum_text}, got {text}")
+        return value
+
+    return Bounded(parse, f"above 0, at most {maximum_text} {unit}")
 
 
-def _count(minimum: int, maximum: int) -> Callable[[str], int]:
+_timeout = _above_zero("seconds", MAX_TIMEOUT, f"{MAX_TIMEOUT:.0f}")
+_watts = _above_zero("watts", MAX_WATTS, "1e9 (1 GW)")
+
+
+def _count(minimum: int, maximum: int) -> Bounded:
     def parse(text: str) -> int:
         if not re.fullmatch(r"\d+", text.strip()):
             raise ValueError(f"expected a whole number, got {text!r}")
@@ -185,7 +208,7 @@ def _count(minimum: int, maximum: int) -> Callable[[str], int]:
             raise ValueError(f"must be between {minimum} and {maximum}, got {value}")
         return value
 
-    return parse
+    return Bounded(parse, f"{minimum} to {maximum}")
 
 
 def _url(text: str) -> str:
@@ -237,7 +260,7 @@ def _email(text: str) -> str:
     return text.strip()
 
 
-def _day(text: str) -> date:
+def _parse_day(text: str) -> date:
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
@@ -245,6 +268,9 @@ def _day(text: str) -> date:
     if not EARLIEST_HISTORY <= day <= date.today():
         raise ValueError(f"must be between {EARLIEST_HISTORY} and today, got {day}")
     return day
+
+
+_day = Bounded(_parse_day, f"{EARLIEST_HISTORY} to today")
 
 
 def _path(text: str) -> Path:
@@ -272,14 +298,17 @@ def _sources(text: str) -> tuple[str, ...]:
 _SIZE_UNITS = {"": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
 
-def _bytes(text: str) -> int:
+def _parse_bytes(text: str) -> int:
     match = re.fullmatch(r"(\d+)\s*([kmg]i?b)?", text.strip().lower())
     if not match:
         raise ValueError(f"expected a size such as 100000000, 500MB or 1GiB, got {text!r}")
     value = int(match[1]) * _SIZE_UNITS[match[2] or ""]
-    if value < 10**6:
-        raise ValueError(f"must be at least 1MB, got {text!r}")
+    if value < MIN_QUEUE_BYTES:
+        raise ValueError(f"must be at least {MIN_QUEUE_BYTES:,} bytes (1MB), got {text!r}")
     return value
+
+
+_bytes = Bounded(_parse_bytes, f"at least {MIN_QUEUE_BYTES:,} bytes (1MB)")
 
 
 def _name(text: str) -> str:
@@ -323,14 +352,17 @@ def _live_mode(text: str) -> str:
     return mode
 
 
-def _resolution(text: str) -> float:
+def _parse_resolution(text: str) -> float:
     match = re.fullmatch(r"(\d+)\s*(s|m)?", text.strip().lower())
     if not match:
         raise ValueError(f"expected seconds such as 10s, 1s or 1m, got {text!r}")
     seconds = int(match[1]) * (60 if match[2] == "m" else 1)
-    if not 1 <= seconds <= 3600:
-        raise ValueError(f"must be between 1s and 1h, got {text!r}")
+    if not RESOLUTIONS[0] <= seconds <= RESOLUTIONS[1]:
+        raise ValueError(f"must be between {RESOLUTIONS[0]}s and {RESOLUTIONS[1]}s, got {text!r}")
     return float(seconds)
+
+
+_resolution = Bounded(_parse_resolution, f"{RESOLUTIONS[0]} to {RESOLUTIONS[1]} s")
 
 
 def default_session_file() -> Path:
@@ -350,6 +382,27 @@ class SettingSpec:
     parse: Callable[[str], Any]
     default: Any
     help: str
+
+    @property
+    def range(self) -> str | None:
+        """The allowed values, as the parser checks them; None for a setting without bounds."""
+        return self.parse.range if isinstance(self.parse, Bounded) else None
+
+    @property
+    def shown_default(self) -> str | None:
+        """The default as a user would write it; None when there is none (the help says what happens)."""
+        default = self.default
+        if self.field == "listen":
+            return f":{DEFAULT_PORT}"
+        if self.field == "live_influx_resolution":
+            return f"{default:.0f}s"
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        if self.parse is _flag:
+            return "on" if default else "off"
+        if isinstance(default, float) and default.is_integer():
+            default = int(default)
+        return None if default in (None, "") else str(default)
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
@@ -729,9 +782,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if spec.flag is None:
             continue
         if spec.parse is _flag:
-            parser.add_argument(spec.flag, dest=spec.field, action="store_const", const="1", help=spec.help)
+            parser.add_argument(spec.flag, dest=spec.field, action="store_const", const="1", help=_help(spec))
         else:
-            parser.add_argument(spec.flag, dest=spec.field, metavar="VALUE", help=f"{spec.help} [{spec.env}]")
+            parser.add_argument(spec.flag, dest=spec.field, metavar="VALUE", help=_help(spec))
+
+
+def _help(spec: SettingSpec) -> str:
+    """``Seconds between EV status polls. [ENPHASE_EV_STATUS_INTERVAL; default: 60; 15 to 604800 s]``"""
+    notes = [spec.env]
+    if spec.shown_default is not None:
+        notes.append(f"default: {spec.shown_default}")
+    if spec.range is not None:
+        notes.append(spec.range)
+    # argparse formats help with %: a literal one in a setting's text must not be read as a placeholder.
+    return f"{spec.help} [{'; '.join(notes)}]".replace("%", "%%")
 
 
 def load(
@@ -883,16 +947,10 @@ def _gateway(values: dict[str, Any]) -> GatewaySettings | None:
 
 def markdown_table() -> str:
     """The README's configuration table, from the same rows the loader uses."""
-    lines = ["| environment | flag | default | meaning |", "|---|---|---|---|"]
+    lines = ["| environment | flag | default | allowed | meaning |", "|---|---|---|---|---|"]
     for spec in SETTINGS:
-        default = spec.default
-        if spec.field == "listen":
-            default = f":{DEFAULT_PORT}"
-        if spec.field == "live_influx_resolution":
-            default = f"{default:.0f}s"
-        if isinstance(default, tuple):
-            default = ",".join(default)
-        shown = "—" if default in (None, "") else f"`{default}`"
+        shown = "—" if spec.shown_default is None else f"`{spec.shown_default}`"
         flag = f"`{spec.flag}`" if spec.flag else "— (environment only)"
-        lines.append(f"| `{spec.env}` | {flag} | {shown} | {spec.help} |")
+        allowed = spec.range or "—"
+        lines.append(f"| `{spec.env}` | {flag} | {shown} | {allowed} | {spec.help} |")
     return "\n".join(lines)
