@@ -8,9 +8,11 @@ setting and what is wrong; the CLI prints that one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import re
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -18,6 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
+
+from exporter import strict_yaml
 from exporter.demo.faults import FAULT_NAMES, FaultMix, parse_fault_mix
 from exporter.sources import NAMES
 from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS
@@ -405,7 +410,18 @@ class SettingSpec:
         return None if default in (None, "") else str(default)
 
 
+CONFIG_FILE = SettingSpec(
+    "config_file",
+    "ENPHASE_CONFIG_FILE",
+    "--config",
+    _path,
+    None,
+    "A YAML (.yml, .yaml) or TOML (.toml) file of settings, by their environment names; flags and the "
+    "environment override it. No secrets: only their *_FILE settings.",
+)
+
 SETTINGS: tuple[SettingSpec, ...] = (
+    CONFIG_FILE,
     SettingSpec(
         "base_url",
         "ENPHASE_BASE_URL",
@@ -680,7 +696,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "--influx-queue-max-bytes",
         _bytes,
         100_000_000,
-        "Bound of the waiting points (100MB holds months of one site); beyond it the oldest are dropped.",
+        "Bound of the waiting points; beyond it the oldest are dropped. One site queues about 19MB a day "
+        "while InfluxDB is unreachable, so 100MB holds about 5 days (benchmarks/queue_growth.py).",
     ),
     SettingSpec(
         "web_config_file",
@@ -801,19 +818,26 @@ def _help(spec: SettingSpec) -> str:
 def load(
     flags: Mapping[str, str | None], environ: Mapping[str, str], *, require_credentials: bool = True
 ) -> Settings:
-    """Settings from parsed flags (strings, None when not given) and the environment.
+    """Settings from parsed flags (strings, None when not given), the environment and the config file.
 
     ``require_credentials=False`` is for ``login``, which asks on the terminal for what is missing.
     """
+    given_path, config_label = _given(CONFIG_FILE, flags, environ)
+    config_path = None if given_path is None else _path(given_path)
+    from_file = {} if config_path is None else read_config_file(config_path, config_label)
     values: dict[str, Any] = {}
     for spec in SETTINGS:
-        raw, origin = flags.get(spec.field), f"{spec.flag}"
+        if spec is CONFIG_FILE:
+            continue
+        raw, label = _given(spec, flags, environ)
+        if raw is None and config_path is not None and spec.env in from_file:
+            raw, label = from_file[spec.env], f"{config_path}: {spec.env}"
+            if spec.parse is _path and raw.strip():
+                # Relative to the file, not to wherever the exporter was started (/ under systemd).
+                raw = str(config_path.parent / Path(raw).expanduser())
         if raw is None:
-            raw, origin = environ.get(spec.env), spec.env
-        if raw is None or (raw == "" and spec.parse is not _flag):
             values[spec.field] = spec.default
             continue
-        label = spec.env if origin == spec.env else f"{spec.flag} ({spec.env})"
         if not _encodable(raw):  # Python keeps bytes that are not UTF-8 as lone surrogates, which fail later
             raise ConfigError(f"{label}: holds bytes that are not UTF-8; set it again as UTF-8 text")
         try:
@@ -821,6 +845,117 @@ def load(
         except ValueError as error:
             raise ConfigError(f"{label}: {error}") from None
     return _finish(values, require_credentials)
+
+
+def _given(
+    spec: SettingSpec, flags: Mapping[str, str | None], environ: Mapping[str, str]
+) -> tuple[str | None, str]:
+    """The flag's value, else the variable's, with the label an error names it by.
+
+    Empty is unset (except for on/off settings, where empty is off), so the settings file or the default
+    applies.
+    """
+    for raw, label in (
+        (flags.get(spec.field), f"{spec.flag} ({spec.env})"),
+        (environ.get(spec.env), spec.env),
+    ):
+        if raw is not None and (raw != "" or spec.parse is _flag):
+            return raw, label
+    return None, spec.env
+
+
+# A settings file is a few hundred bytes; the bound keeps /dev/zero or a log file named by mistake out.
+CONFIG_FILE_LIMIT = 1024 * 1024
+_SECRET_ENVS = frozenset(spec.env for spec in SETTINGS if spec.parse is _secret)
+_FILE_ENVS = frozenset(spec.env for spec in SETTINGS if spec is not CONFIG_FILE)
+
+
+def read_config_file(path: Path, label: str) -> dict[str, str]:
+    """The settings in a YAML or TOML file, by environment name, each as the text the environment would hold.
+
+    Every problem is a ``ConfigError`` of one line naming the file (and the key, when there is one).
+    """
+    where = f"{label} {path}"
+    kind = {".yml": "YAML", ".yaml": "YAML", ".toml": "TOML"}.get(path.suffix.lower())
+    if kind is None:
+        raise ConfigError(f"{where}: expected a .yml, .yaml or .toml file")
+    try:
+        with path.open("rb") as file:
+            content = file.read(CONFIG_FILE_LIMIT + 1)
+        if len(content) > CONFIG_FILE_LIMIT:
+            raise ValueError(f"longer than {CONFIG_FILE_LIMIT // 1024} KiB, so not a settings file")
+        text = content.decode()
+    except (OSError, ValueError) as error:
+        reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else _os_reason(error)
+        raise ConfigError(f"{where}: cannot read it: {reason}") from None
+    try:
+        # StrictLoader is a SafeLoader: no Python objects; it refuses a key given twice, as TOML does.
+        root = yaml.load(text, Loader=strict_yaml.StrictLoader) if kind == "YAML" else tomllib.loads(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{where}: not valid YAML: {strict_yaml.problem(error)}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{where}: not valid TOML: {' '.join(str(error).split())}") from None
+    except RecursionError:  # both parsers descend recursively: "[" * 5000 exhausts the stack
+        raise ConfigError(f"{where}: not valid {kind}: nested too deeply for a settings file") from None
+    if root is None:  # an empty YAML file: no settings
+        return {}
+    if not isinstance(root, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings such as ENPHASE_SITE_ID: 1234567")
+    return {_config_key(path, key): _config_value(path, key, value) for key, value in root.items()}
+
+
+def _os_reason(error: BaseException) -> str:
+    return error.strerror or str(error) if isinstance(error, OSError) else str(error)
+
+
+def _config_key(path: Path, key: object) -> str:
+    if not isinstance(key, str):
+        raise ConfigError(f"{path}: {key!r}: keys are setting names such as ENPHASE_SITE_ID")
+    if key in _SECRET_ENVS:
+        raise ConfigError(
+            f"{path}: {key}: secrets are not read from a settings file; put it in a file of its own (mode "
+            f"0600) and set {key}_FILE to that file"
+        )
+    if key == CONFIG_FILE.env:
+        raise ConfigError(f"{path}: {key}: a settings file cannot name another")
+    if key not in _FILE_ENVS:
+        # site_id for ENPHASE_SITE_ID, or a typo: the one setting meant, when it is clear which.
+        prefixed = f"ENPHASE_{key.upper()}"
+        close = (
+            [prefixed] if prefixed in _FILE_ENVS else difflib.get_close_matches(key.upper(), _FILE_ENVS, 1)
+        )
+        hint = (
+            f"did you mean {close[0]}?" if close else "keys are the environment names, e.g. ENPHASE_SITE_ID"
+        )
+        raise ConfigError(f"{path}: {key[:80]!r}: not a setting; {hint}")
+    return key
+
+
+def _config_value(path: Path, key: str, value: object) -> str:
+    """The text the environment variable would hold: the same parser then checks it."""
+    if isinstance(value, list) and all(_is_scalar(item) for item in value):
+        return ",".join(_scalar_text(item) for item in value)  # ENPHASE_SITE_ID: [1234567, 7654321]
+    if not _is_scalar(value):
+        raise ConfigError(f"{path}: {key}: expected text, a number or true/false, got a {_type_name(value)}")
+    return _scalar_text(value)
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | date)  # bool is an int; datetime a date
+
+
+def _scalar_text(value: object) -> str:
+    if value is None:  # "KEY:" with nothing after it, as an empty variable: the default
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date):  # YAML and TOML read 2023-08-10 as a date
+        return value.isoformat()
+    return str(value)
+
+
+def _type_name(value: object) -> str:
+    return "mapping" if isinstance(value, dict) else type(value).__name__
 
 
 def _encodable(text: str) -> bool:
