@@ -867,7 +867,10 @@ def _given(
 # A settings file is a few hundred bytes; the bound keeps /dev/zero or a log file named by mistake out.
 CONFIG_FILE_LIMIT = 1024 * 1024
 _SECRET_ENVS = frozenset(spec.env for spec in SETTINGS if spec.parse is _secret)
-_FILE_ENVS = frozenset(spec.env for spec in SETTINGS if spec is not CONFIG_FILE)
+# Secrets are left out: a suggestion never leads to one, and they are refused before this is asked.
+_FILE_ENVS = frozenset(
+    spec.env for spec in SETTINGS if spec is not CONFIG_FILE and spec.env not in _SECRET_ENVS
+)
 
 
 def read_config_file(path: Path, label: str) -> dict[str, str]:

@@ -95,6 +95,12 @@ BAD_FILES = [
         "{path}: 'site_id': not a setting; did you mean ENPHASE_SITE_ID?",
     ),
     ("other.yml", "colour: blue\n", "{path}: 'colour': not a setting; keys are the environment names"),
+    # never a hint towards a secret's own key, which the file refuses
+    (
+        "secret.yml",
+        "password: hunter2\n",
+        "{path}: 'password': not a setting; keys are the environment names",
+    ),
     ("number.yml", "1234567: ENPHASE_SITE_ID\n", "{path}: 1234567: keys are setting names"),
     (
         "nested.yml",
