@@ -830,8 +830,9 @@ def load(
         if spec is CONFIG_FILE:
             continue
         raw, label = _given(spec, flags, environ)
-        if raw is None and config_path is not None and spec.env in from_file:
-            raw, label = from_file[spec.env], f"{config_path}: {spec.env}"
+        in_file = from_file.get(spec.env)
+        if raw is None and config_path is not None and in_file is not None and _set(in_file, spec):
+            raw, label = in_file, f"{config_path}: {spec.env}"
             if spec.parse is _path and raw.strip():
                 # Relative to the file, not to wherever the exporter was started (/ under systemd).
                 raw = str(config_path.parent / Path(raw).expanduser())
@@ -850,18 +851,20 @@ def load(
 def _given(
     spec: SettingSpec, flags: Mapping[str, str | None], environ: Mapping[str, str]
 ) -> tuple[str | None, str]:
-    """The flag's value, else the variable's, with the label an error names it by.
-
-    Empty is unset (except for on/off settings, where empty is off), so the settings file or the default
-    applies.
-    """
+    """The flag's value, else the variable's, with the label an error names it by; None: the settings file
+    or the default applies."""
     for raw, label in (
         (flags.get(spec.field), f"{spec.flag} ({spec.env})"),
         (environ.get(spec.env), spec.env),
     ):
-        if raw is not None and (raw != "" or spec.parse is _flag):
+        if raw is not None and _set(raw, spec):
             return raw, label
     return None, spec.env
+
+
+def _set(raw: str, spec: SettingSpec) -> bool:
+    """Empty is unset, except for on/off settings, where empty is off."""
+    return raw != "" or spec.parse is _flag
 
 
 # A settings file is a few hundred bytes; the bound keeps /dev/zero or a log file named by mistake out.
@@ -892,8 +895,8 @@ def read_config_file(path: Path, label: str) -> dict[str, str]:
         reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else _os_reason(error)
         raise ConfigError(f"{where}: cannot read it: {reason}") from None
     try:
-        # StrictLoader is a SafeLoader: no Python objects; it refuses a key given twice, as TOML does.
-        root = yaml.load(text, Loader=strict_yaml.StrictLoader) if kind == "YAML" else tomllib.loads(text)
+        # TextLoader keeps every YAML value as the text written and refuses a key given twice, as TOML does.
+        root = yaml.load(text, Loader=strict_yaml.TextLoader) if kind == "YAML" else tomllib.loads(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{where}: not valid YAML: {strict_yaml.problem(error)}") from None
     except tomllib.TOMLDecodeError as error:
@@ -944,15 +947,13 @@ def _config_value(path: Path, key: str, value: object) -> str:
 
 
 def _is_scalar(value: object) -> bool:
-    return value is None or isinstance(value, str | int | float | date)  # bool is an int; datetime a date
+    return isinstance(value, str | int | float | date)  # bool is an int; datetime a date
 
 
 def _scalar_text(value: object) -> str:
-    if value is None:  # "KEY:" with nothing after it, as an empty variable: the default
-        return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, date):  # YAML and TOML read 2023-08-10 as a date
+    if isinstance(value, date):  # TOML reads 2023-08-10 as a date
         return value.isoformat()
     return str(value)
 

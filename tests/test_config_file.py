@@ -101,7 +101,12 @@ BAD_FILES = [
         "password: hunter2\n",
         "{path}: 'password': not a setting; keys are the environment names",
     ),
-    ("number.yml", "1234567: ENPHASE_SITE_ID\n", "{path}: 1234567: keys are setting names"),
+    (
+        "number.yml",
+        "1234567: ENPHASE_SITE_ID\n",
+        "{path}: '1234567': not a setting; keys are the environment",
+    ),
+    ("complex.yml", "? [a]\n: x\n", "{path}: not valid YAML: found unhashable key (line 1, column 3)"),
     (
         "nested.yml",
         "ENPHASE_SITE_ID:\n  id: 1234567\n",
@@ -162,6 +167,19 @@ def test_every_secret_is_refused():
         "ENPHASE_INFLUX_PASSWORD",
         "ENPHASE_GATEWAY_TOKEN",
     }
+
+
+def test_yaml_values_are_read_as_written(tmp_path):
+    # YAML 1.1 would make off and yes booleans, and 2023-08-10 a date: here they are the text the
+    # environment variable would hold, for the same parser.
+    path = write(
+        tmp_path,
+        "settings.yml",
+        "ENPHASE_LIVE_STREAM: off\nENPHASE_DEMO: yes\nENPHASE_HISTORY_START: 2023-08-10\nENPHASE_RETRIES:\n",
+    )
+    settings = load({}, {"ENPHASE_CONFIG_FILE": str(path)})
+    assert settings.live_stream == "off" and settings.demo and str(settings.history_start) == "2023-08-10"
+    assert settings.retries == 3  # empty, as an empty variable: the default
 
 
 def test_a_secret_from_its_file_named_in_the_settings_file(tmp_path):
