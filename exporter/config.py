@@ -8,9 +8,11 @@ setting and what is wrong; the CLI prints that one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import re
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -18,6 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
+
+from exporter import strict_yaml
 from exporter.demo.faults import FAULT_NAMES, FaultMix, parse_fault_mix
 from exporter.sources import NAMES
 from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS
@@ -29,7 +34,10 @@ DEFAULT_PORT = 8466
 MAX_INTERVAL = 7 * 86400
 MAX_TIMEOUT = 3600.0
 EARLIEST_HISTORY = date(2000, 1, 1)  # before any Enphase site reported
+MAX_WATTS = 1e9  # no home site comes near a gigawatt
 SECRET_FILE_LIMIT = 64 * 1024  # a password or token file is short; /dev/zero is not
+MIN_QUEUE_BYTES = 10**6
+RESOLUTIONS = (1, 3600)  # seconds: from every frame to one point an hour
 
 
 class ConfigError(Exception):
@@ -142,7 +150,23 @@ class Settings:
 # -- value parsers: each raises ValueError with the reason ------------------------------------------------
 
 
-def _seconds(minimum: int, maximum: int = MAX_INTERVAL) -> Callable[[str], int]:
+class Bounded:
+    """A value parser that knows its allowed range: ``--help`` and the README show the very bounds it checks.
+
+    Each factory below builds the text from the same numbers its check uses, so the two cannot drift.
+    """
+
+    __slots__ = ("_parse", "range")
+
+    def __init__(self, parse: Callable[[str], Any], range_text: str) -> None:
+        self._parse = parse
+        self.range = range_text
+
+    def __call__(self, text: str) -> Any:
+        return self._parse(text)
+
+
+def _seconds(minimum: int, maximum: int = MAX_INTERVAL) -> Bounded:
     def parse(text: str) -> int:
         if not re.fullmatch(r"\d+", text.strip()):
             raise ValueError(f"expected a whole number of seconds, got {text!r}")
@@ -150,33 +174,37 @@ def _seconds(minimum: int, maximum: int = MAX_INTERVAL) -> Callable[[str], int]:
         if value < minimum:
             raise ValueError(f"must be at least {minimum} seconds, got {value}")
         if value > maximum:
-            raise ValueError(f"must be at most {maximum} seconds (7 days), got {value}")
+            raise ValueError(f"must be at most {maximum} seconds ({_days(maximum)}), got {value}")
         return value
 
-    return parse
+    return Bounded(parse, f"{minimum} to {maximum} s ({_days(maximum)})")
 
 
-def _timeout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
-        raise ValueError(f"must be a number of seconds above 0 and at most {MAX_TIMEOUT:.0f}, got {text}")
-    return value
+def _days(seconds: int) -> str:
+    days = seconds / 86400
+    return f"{days:g} day{'s' if days != 1 else ''}"
 
 
-def _watts(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of watts, got {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 1e9):
-        raise ValueError(f"must be a number of watts above 0 and at most 1e9 (1 GW), got {text}")
-    return value
+def _above_zero(unit: str, maximum: float, maximum_text: str) -> Bounded:
+    """A number above 0 and at most ``maximum``: seconds of a timeout, watts of a site."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"expected a number of {unit}, got {text!r}") from None
+        if not (math.isfinite(value) and 0 < value <= maximum):
+            raise ValueError(f"must be a number of {unit} above 0 and at most {maximum_text}, got {text}")
+        return value
+
+    return Bounded(parse, f"above 0, at most {maximum_text} {unit}")
 
 
-def _count(minimum: int, maximum: int) -> Callable[[str], int]:
+_timeout = _above_zero("seconds", MAX_TIMEOUT, f"{MAX_TIMEOUT:.0f}")
+_watts = _above_zero("watts", MAX_WATTS, "1e9 (1 GW)")
+
+
+def _count(minimum: int, maximum: int) -> Bounded:
     def parse(text: str) -> int:
         if not re.fullmatch(r"\d+", text.strip()):
             raise ValueError(f"expected a whole number, got {text!r}")
@@ -185,7 +213,7 @@ def _count(minimum: int, maximum: int) -> Callable[[str], int]:
             raise ValueError(f"must be between {minimum} and {maximum}, got {value}")
         return value
 
-    return parse
+    return Bounded(parse, f"{minimum} to {maximum}")
 
 
 def _url(text: str) -> str:
@@ -237,7 +265,7 @@ def _email(text: str) -> str:
     return text.strip()
 
 
-def _day(text: str) -> date:
+def _parse_day(text: str) -> date:
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
@@ -245,6 +273,9 @@ def _day(text: str) -> date:
     if not EARLIEST_HISTORY <= day <= date.today():
         raise ValueError(f"must be between {EARLIEST_HISTORY} and today, got {day}")
     return day
+
+
+_day = Bounded(_parse_day, f"{EARLIEST_HISTORY} to today")
 
 
 def _path(text: str) -> Path:
@@ -272,14 +303,17 @@ def _sources(text: str) -> tuple[str, ...]:
 _SIZE_UNITS = {"": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
 
-def _bytes(text: str) -> int:
+def _parse_bytes(text: str) -> int:
     match = re.fullmatch(r"(\d+)\s*([kmg]i?b)?", text.strip().lower())
     if not match:
         raise ValueError(f"expected a size such as 100000000, 500MB or 1GiB, got {text!r}")
     value = int(match[1]) * _SIZE_UNITS[match[2] or ""]
-    if value < 10**6:
-        raise ValueError(f"must be at least 1MB, got {text!r}")
+    if value < MIN_QUEUE_BYTES:
+        raise ValueError(f"must be at least {MIN_QUEUE_BYTES:,} bytes (1MB), got {text!r}")
     return value
+
+
+_bytes = Bounded(_parse_bytes, f"at least {MIN_QUEUE_BYTES:,} bytes (1MB)")
 
 
 def _name(text: str) -> str:
@@ -323,14 +357,17 @@ def _live_mode(text: str) -> str:
     return mode
 
 
-def _resolution(text: str) -> float:
+def _parse_resolution(text: str) -> float:
     match = re.fullmatch(r"(\d+)\s*(s|m)?", text.strip().lower())
     if not match:
         raise ValueError(f"expected seconds such as 10s, 1s or 1m, got {text!r}")
     seconds = int(match[1]) * (60 if match[2] == "m" else 1)
-    if not 1 <= seconds <= 3600:
-        raise ValueError(f"must be between 1s and 1h, got {text!r}")
+    if not RESOLUTIONS[0] <= seconds <= RESOLUTIONS[1]:
+        raise ValueError(f"must be between {RESOLUTIONS[0]}s and {RESOLUTIONS[1]}s, got {text!r}")
     return float(seconds)
+
+
+_resolution = Bounded(_parse_resolution, f"{RESOLUTIONS[0]} to {RESOLUTIONS[1]} s")
 
 
 def default_session_file() -> Path:
@@ -351,8 +388,40 @@ class SettingSpec:
     default: Any
     help: str
 
+    @property
+    def range(self) -> str | None:
+        """The allowed values, as the parser checks them; None for a setting without bounds."""
+        return self.parse.range if isinstance(self.parse, Bounded) else None
+
+    @property
+    def shown_default(self) -> str | None:
+        """The default as a user would write it; None when there is none (the help says what happens)."""
+        default = self.default
+        if self.field == "listen":
+            return f":{DEFAULT_PORT}"
+        if self.field == "live_influx_resolution":
+            return f"{default:.0f}s"
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        if self.parse is _flag:
+            return "on" if default else "off"
+        if isinstance(default, float) and default.is_integer():
+            default = int(default)
+        return None if default in (None, "") else str(default)
+
+
+CONFIG_FILE = SettingSpec(
+    "config_file",
+    "ENPHASE_CONFIG_FILE",
+    "--config",
+    _path,
+    None,
+    "A YAML (.yml, .yaml) or TOML (.toml) file of settings, by their environment names; flags and the "
+    "environment override it. No secrets: only their *_FILE settings.",
+)
 
 SETTINGS: tuple[SettingSpec, ...] = (
+    CONFIG_FILE,
     SettingSpec(
         "base_url",
         "ENPHASE_BASE_URL",
@@ -627,7 +696,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "--influx-queue-max-bytes",
         _bytes,
         100_000_000,
-        "Bound of the waiting points (100MB holds months of one site); beyond it the oldest are dropped.",
+        "Bound of the waiting points; beyond it the oldest are dropped. One site queues about 19MB a day "
+        "while InfluxDB is unreachable, so 100MB holds about 5 days (benchmarks/queue_growth.py).",
     ),
     SettingSpec(
         "web_config_file",
@@ -729,27 +799,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if spec.flag is None:
             continue
         if spec.parse is _flag:
-            parser.add_argument(spec.flag, dest=spec.field, action="store_const", const="1", help=spec.help)
+            parser.add_argument(spec.flag, dest=spec.field, action="store_const", const="1", help=_help(spec))
         else:
-            parser.add_argument(spec.flag, dest=spec.field, metavar="VALUE", help=f"{spec.help} [{spec.env}]")
+            parser.add_argument(spec.flag, dest=spec.field, metavar="VALUE", help=_help(spec))
+
+
+def _help(spec: SettingSpec) -> str:
+    """``Seconds between EV status polls. [ENPHASE_EV_STATUS_INTERVAL; default: 60; 15 to 604800 s]``"""
+    notes = [spec.env]
+    if spec.shown_default is not None:
+        notes.append(f"default: {spec.shown_default}")
+    if spec.range is not None:
+        notes.append(spec.range)
+    # argparse formats help with %: a literal one in a setting's text must not be read as a placeholder.
+    return f"{spec.help} [{'; '.join(notes)}]".replace("%", "%%")
 
 
 def load(
     flags: Mapping[str, str | None], environ: Mapping[str, str], *, require_credentials: bool = True
 ) -> Settings:
-    """Settings from parsed flags (strings, None when not given) and the environment.
+    """Settings from parsed flags (strings, None when not given), the environment and the config file.
 
     ``require_credentials=False`` is for ``login``, which asks on the terminal for what is missing.
     """
+    given_path, config_label = _given(CONFIG_FILE, flags, environ)
+    config_path = None if given_path is None else _path(given_path)
+    from_file = {} if config_path is None else read_config_file(config_path, config_label)
     values: dict[str, Any] = {}
     for spec in SETTINGS:
-        raw, origin = flags.get(spec.field), f"{spec.flag}"
+        if spec is CONFIG_FILE:
+            continue
+        raw, label = _given(spec, flags, environ)
+        in_file = from_file.get(spec.env)
+        if raw is None and config_path is not None and in_file is not None and _set(in_file, spec):
+            raw, label = in_file, f"{config_path}: {spec.env}"
+            if spec.parse is _path and raw.strip():
+                # Relative to the file, not to wherever the exporter was started (/ under systemd).
+                raw = str(config_path.parent / Path(raw).expanduser())
         if raw is None:
-            raw, origin = environ.get(spec.env), spec.env
-        if raw is None or (raw == "" and spec.parse is not _flag):
             values[spec.field] = spec.default
             continue
-        label = spec.env if origin == spec.env else f"{spec.flag} ({spec.env})"
         if not _encodable(raw):  # Python keeps bytes that are not UTF-8 as lone surrogates, which fail later
             raise ConfigError(f"{label}: holds bytes that are not UTF-8; set it again as UTF-8 text")
         try:
@@ -757,6 +846,120 @@ def load(
         except ValueError as error:
             raise ConfigError(f"{label}: {error}") from None
     return _finish(values, require_credentials)
+
+
+def _given(
+    spec: SettingSpec, flags: Mapping[str, str | None], environ: Mapping[str, str]
+) -> tuple[str | None, str]:
+    """The flag's value, else the variable's, with the label an error names it by; None: the settings file
+    or the default applies."""
+    for raw, label in (
+        (flags.get(spec.field), f"{spec.flag} ({spec.env})"),
+        (environ.get(spec.env), spec.env),
+    ):
+        if raw is not None and _set(raw, spec):
+            return raw, label
+    return None, spec.env
+
+
+def _set(raw: str, spec: SettingSpec) -> bool:
+    """Empty is unset, except for on/off settings, where empty is off."""
+    return raw != "" or spec.parse is _flag
+
+
+# A settings file is a few hundred bytes; the bound keeps /dev/zero or a log file named by mistake out.
+CONFIG_FILE_LIMIT = 1024 * 1024
+_SECRET_ENVS = frozenset(spec.env for spec in SETTINGS if spec.parse is _secret)
+# Secrets are left out: a suggestion never leads to one, and they are refused before this is asked.
+_FILE_ENVS = frozenset(
+    spec.env for spec in SETTINGS if spec is not CONFIG_FILE and spec.env not in _SECRET_ENVS
+)
+
+
+def read_config_file(path: Path, label: str) -> dict[str, str]:
+    """The settings in a YAML or TOML file, by environment name, each as the text the environment would hold.
+
+    Every problem is a ``ConfigError`` of one line naming the file (and the key, when there is one).
+    """
+    where = f"{label} {path}"
+    kind = {".yml": "YAML", ".yaml": "YAML", ".toml": "TOML"}.get(path.suffix.lower())
+    if kind is None:
+        raise ConfigError(f"{where}: expected a .yml, .yaml or .toml file")
+    try:
+        with path.open("rb") as file:
+            content = file.read(CONFIG_FILE_LIMIT + 1)
+        if len(content) > CONFIG_FILE_LIMIT:
+            raise ValueError(f"longer than {CONFIG_FILE_LIMIT // 1024} KiB, so not a settings file")
+        text = content.decode()
+    except (OSError, ValueError) as error:
+        reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else _os_reason(error)
+        raise ConfigError(f"{where}: cannot read it: {reason}") from None
+    try:
+        # TextLoader keeps every YAML value as the text written and refuses a key given twice, as TOML does.
+        root = yaml.load(text, Loader=strict_yaml.TextLoader) if kind == "YAML" else tomllib.loads(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{where}: not valid YAML: {strict_yaml.problem(error)}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{where}: not valid TOML: {' '.join(str(error).split())}") from None
+    except RecursionError:  # both parsers descend recursively: "[" * 5000 exhausts the stack
+        raise ConfigError(f"{where}: not valid {kind}: nested too deeply for a settings file") from None
+    if root is None:  # an empty YAML file: no settings
+        return {}
+    if not isinstance(root, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings such as ENPHASE_SITE_ID: 1234567")
+    return {_config_key(path, key): _config_value(path, key, value) for key, value in root.items()}
+
+
+def _os_reason(error: BaseException) -> str:
+    return error.strerror or str(error) if isinstance(error, OSError) else str(error)
+
+
+def _config_key(path: Path, key: object) -> str:
+    if not isinstance(key, str):
+        raise ConfigError(f"{path}: {key!r}: keys are setting names such as ENPHASE_SITE_ID")
+    if key in _SECRET_ENVS:
+        raise ConfigError(
+            f"{path}: {key}: secrets are not read from a settings file; put it in a file of its own (mode "
+            f"0600) and set {key}_FILE to that file"
+        )
+    if key == CONFIG_FILE.env:
+        raise ConfigError(f"{path}: {key}: a settings file cannot name another")
+    if key not in _FILE_ENVS:
+        # site_id for ENPHASE_SITE_ID, or a typo: the one setting meant, when it is clear which.
+        prefixed = f"ENPHASE_{key.upper()}"
+        close = (
+            [prefixed] if prefixed in _FILE_ENVS else difflib.get_close_matches(key.upper(), _FILE_ENVS, 1)
+        )
+        hint = (
+            f"did you mean {close[0]}?" if close else "keys are the environment names, e.g. ENPHASE_SITE_ID"
+        )
+        raise ConfigError(f"{path}: {key[:80]!r}: not a setting; {hint}")
+    return key
+
+
+def _config_value(path: Path, key: str, value: object) -> str:
+    """The text the environment variable would hold: the same parser then checks it."""
+    if isinstance(value, list) and all(_is_scalar(item) for item in value):
+        return ",".join(_scalar_text(item) for item in value)  # ENPHASE_SITE_ID: [1234567, 7654321]
+    if not _is_scalar(value):
+        raise ConfigError(f"{path}: {key}: expected text, a number or true/false, got a {_type_name(value)}")
+    return _scalar_text(value)
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | date)  # bool is an int; datetime a date
+
+
+def _scalar_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date):  # TOML reads 2023-08-10 as a date
+        return value.isoformat()
+    return str(value)
+
+
+def _type_name(value: object) -> str:
+    return "mapping" if isinstance(value, dict) else type(value).__name__
 
 
 def _encodable(text: str) -> bool:
@@ -883,16 +1086,10 @@ def _gateway(values: dict[str, Any]) -> GatewaySettings | None:
 
 def markdown_table() -> str:
     """The README's configuration table, from the same rows the loader uses."""
-    lines = ["| environment | flag | default | meaning |", "|---|---|---|---|"]
+    lines = ["| environment | flag | default | allowed | meaning |", "|---|---|---|---|---|"]
     for spec in SETTINGS:
-        default = spec.default
-        if spec.field == "listen":
-            default = f":{DEFAULT_PORT}"
-        if spec.field == "live_influx_resolution":
-            default = f"{default:.0f}s"
-        if isinstance(default, tuple):
-            default = ",".join(default)
-        shown = "—" if default in (None, "") else f"`{default}`"
+        shown = "—" if spec.shown_default is None else f"`{spec.shown_default}`"
         flag = f"`{spec.flag}`" if spec.flag else "— (environment only)"
-        lines.append(f"| `{spec.env}` | {flag} | {shown} | {spec.help} |")
+        allowed = spec.range or "—"
+        lines.append(f"| `{spec.env}` | {flag} | {shown} | {allowed} | {spec.help} |")
     return "\n".join(lines)

@@ -42,6 +42,7 @@ from typing import Any
 
 import yaml
 
+from exporter import strict_yaml
 from exporter.config import ConfigError
 from exporter.web_auth import BasicAuth, RateLimit, is_bcrypt_hash
 
@@ -140,14 +141,9 @@ def _load(path: Path) -> WebConfig:
     except (OSError, UnicodeDecodeError) as error:
         raise _Problem("", f"cannot read it: {_reason(error)}") from None
     try:
-        root = yaml.load(text, Loader=_StrictLoader) or {}  # a SafeLoader: no Python objects
+        root = yaml.load(text, Loader=strict_yaml.StrictLoader) or {}  # a SafeLoader: no Python objects
     except yaml.YAMLError as error:
-        # Only the problem and its position: PyYAML's full message quotes the line, which may hold a key.
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise _Problem(
-            "", f"not valid YAML: {getattr(error, 'problem', None) or 'syntax error'}{where}"
-        ) from None
+        raise _Problem("", f"not valid YAML: {strict_yaml.problem(error)}") from None
     except RecursionError:  # PyYAML composes recursively: "[" * 5000 exhausts the stack
         raise _Problem("", "not valid YAML: nested too deeply for a web config") from None
     root = _mapping(root, "", _TOP_KEYS)
@@ -165,25 +161,6 @@ def _load(path: Path) -> WebConfig:
         rate_limit=_rate_limit(root.get("rate_limit")),
         files=files,
     )
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses repeated keys: a user listed twice is a mistake, not "the last one wins"."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str | int):  # anything else PyYAML refuses itself
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"{key!r} appears twice", key_node.start_mark
-                    )
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
 
 
 # -- sections ---------------------------------------------------------------------------------------------

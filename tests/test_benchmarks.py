@@ -105,3 +105,15 @@ def test_concurrent_scrapes(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     rows = table_rows(capsys.readouterr().out)
     assert rows["exporter"][:2] == ["20", "5"] and rows["exporter"][-1] == "0 of 20"
     assert set(rows) >= {"exporter", "reference"}
+
+
+def test_queue_growth(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = ["--warm-up", "0.05", "--days", "0.1", "--live-hours", "0.1"]
+    assert load("queue_growth", monkeypatch).main(arguments) == 0
+    output = capsys.readouterr().out
+    rows = table_rows(output)
+    sizes = {name: int(cells[0].replace(",", "")) for name, cells in rows.items() if name.startswith("`")}
+    # Polled points and live points both reach the queue, and the total is their sum.
+    assert sizes["`enphase_site_live`"] > 0 and sizes["`enphase_site`"] > 0
+    assert int(rows["all"][0].replace(",", "")) == sum(sizes.values())
+    assert "holds" in output

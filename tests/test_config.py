@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import date
 
 import pytest
 
-from exporter.config import ConfigError, Secret, load, markdown_table
+from exporter.config import SETTINGS, ConfigError, Secret, load, markdown_table
 
 CREDENTIALS = {"ENPHASE_EMAIL": "owner@example.com", "ENPHASE_PASSWORD": "pw-123456"}
 
@@ -126,3 +127,48 @@ def test_sources_can_be_narrowed_for_a_site_without_a_charger():
     assert load({"sources": "ev_status"}, CREDENTIALS).sources == ("ev_status",)
     with pytest.raises(ConfigError, match="ENPHASE_SOURCES: expected some of ev_status"):
         load({}, {**CREDENTIALS, "ENPHASE_SOURCES": "today,weather"})
+
+
+def _help_text(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str) -> str:
+    from exporter.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")  # argparse wraps at the terminal's width
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # one line: wrapping never splits a note
+
+
+def test_help_shows_each_default_and_allowed_range(monkeypatch, capsys):
+    shown = _help_text(monkeypatch, capsys, "serve")
+    for expected in (
+        "[ENPHASE_EV_STATUS_INTERVAL; default: 60; 15 to 604800 s (7 days)]",
+        "[ENPHASE_TODAY_INTERVAL; default: 300; 60 to 604800 s (7 days)]",
+        "[ENPHASE_DAILY_ENERGY_INTERVAL; default: 3600; 300 to 604800 s (7 days)]",
+        "[ENPHASE_READ_TIMEOUT; default: 30; above 0, at most 3600 seconds]",
+        "[ENPHASE_RETRIES; default: 3; 0 to 10]",
+        "[ENPHASE_REQUEST_BUDGET; default: 500; 10 to 1000000]",
+        "[ENPHASE_INFLUX_QUEUE_MAX_BYTES; default: 100000000; at least 1,000,000 bytes (1MB)]",
+        "[ENPHASE_LISTEN; default: :8466]",
+        "[ENPHASE_DEMO; default: off]",
+    ):
+        assert expected in shown
+    bounded = [spec for spec in SETTINGS if spec.range is not None]
+    assert len(bounded) >= 15
+    for spec in bounded:
+        assert spec.flag is not None and f"{spec.range}]" in shown.split(spec.flag, 1)[1]
+
+
+@pytest.mark.parametrize("spec", [s for s in SETTINGS if s.range and " to " in s.range], ids=lambda s: s.env)
+def test_a_range_shown_is_the_range_enforced(spec):
+    """Whole-number ranges, "LOW to HIGH": both ends pass and one step beyond either fails."""
+    match = re.match(r"(\d+) to (\d+)", spec.range)
+    if match is None:  # a date range: its start is the earliest day
+        assert spec.range.startswith("2000-01-01") and spec.parse("2000-01-01") == date(2000, 1, 1)
+        with pytest.raises(ValueError):
+            spec.parse("1999-12-31")
+        return
+    low, high = int(match[1]), int(match[2])
+    spec.parse(str(low)), spec.parse(str(high))
+    for outside in ([str(low - 1)] if low > 0 else []) + [str(high + 1)]:
+        with pytest.raises(ValueError):
+            spec.parse(outside)
