@@ -169,6 +169,8 @@ def _live_row(site_id: str, site: LiveSite | None, now: float) -> tuple[str, ...
         state = _state("up", "up")
     elif site.streaming:
         state = _state("down", "subscribed, no recent frame")
+    elif site.next_try_at is not None and site.next_try_at > now:
+        state = _state("down", f"down; next try {_when(now, site.next_try_at)}")
     else:
         state = _state("down", "down")
     sessions = " / ".join(str(site.sessions.get(outcome, 0)) for outcome in ("ok", "refused", "failed"))

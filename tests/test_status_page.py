@@ -77,7 +77,8 @@ def serving(tmp_path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
 def test_the_demo_page_shows_every_part_with_real_values(serving):
     env = {key: value for key, value in os.environ.items() if not key.startswith("ENPHASE_")}
     url, _ = serving(["--demo"], env)
-    text = page_until(url, ("counting (", "<span class=up>up</span></td><td>", "Live stream (auto)"), 30)
+    live_up = "<td>1234567</td><td><span class=up>up</span>"  # the live stream's row: frames arrive
+    text = page_until(url, ("counting (", live_up, "Live stream (auto)"), 30)
 
     assert '<meta http-equiv="refresh" content="30">' in text
     assert "<script" not in text.lower() and "src=" not in text  # no script, no external asset
@@ -85,7 +86,9 @@ def test_the_demo_page_shows_every_part_with_real_values(serving):
     assert re.search(r"<td>session expires</td><td>\d{4}-\d\d-\d\d \d\d:\d\d UTC \(in [67] d\)</td>", text)
     assert "<td>logins</td><td>allowed</td>" in text
     assert "Intervals as configured: they fit ENPHASE_REQUEST_BUDGET." in text
-    for source, every in (("ev_status", 60), ("today", 300), ("lifetime_energy", 3600)):
+    # The demo charger charges at some hours of the day: EV status then runs every 30 s.
+    charging = "<td>EV0000000001</td><td>yes</td><td>yes</td><td>yes</td>" in text
+    for source, every in (("ev_status", 30 if charging else 60), ("today", 300), ("lifetime_energy", 3600)):
         row = re.search(rf"<tr><td>1234567</td><td>{source}</td>(.*?)</tr>", text)
         assert row, source
         cells = re.findall(r"<td>(.*?)</td>", row.group(1))
@@ -184,3 +187,8 @@ def test_paused_logins_a_stretched_plan_and_waiting_counters_are_shown(page):
     assert "(in 90 s)</td><td>750 s</td>" in text
     assert "waiting for the first answer of daily_energy (the first history" in text
     assert "<td>42</td><td><span class=waiting>not started</span></td>" in text  # the live stream
+    page.live.session("42", "refused")
+    page.live.backing_off("42", NOW + 3600)
+    text = page.text()
+    assert "<td>42</td><td><span class=down>down; next try " in text and "(in 60 min)" in text
+    assert "<td>0 / 1 / 0</td>" in text  # sessions ok / refused / failed
