@@ -21,11 +21,13 @@ import pytest
 import requests
 from fixture_cloud import EMAIL, PASSWORD, SITE, FixtureCloud
 from prometheus_client import CollectorRegistry
+from test_scheduler import CREDENTIALS, RecordingPoller
 from test_secrets import ECHO, assert_clean, environment, free_port
 
 from exporter.auth import AuthState
+from exporter.config import load
 from exporter.live.state import LiveStore
-from exporter.scheduler import Plan, PlannedPoll
+from exporter.scheduler import Plan, PlannedPoll, PollScheduler
 from exporter.server import MetricsServer
 from exporter.snapshot import SnapshotStore, SourceHealth
 from exporter.sources.ev_status import ChargerStatus, EvStatus
@@ -192,3 +194,25 @@ def test_paused_logins_a_stretched_plan_and_waiting_counters_are_shown(page):
     text = page.text()
     assert "<td>42</td><td><span class=down>down; next try " in text and "(in 60 min)" in text
     assert "<td>0 / 1 / 0</td>" in text  # sessions ok / refused / failed
+
+
+def test_the_plan_has_each_polls_stretched_interval_and_next_run_and_follows_charging():
+    """What the page's "next poll" and "every" columns come from, read while the scheduler runs."""
+    store = SnapshotStore()
+    stretched = load({}, {**CREDENTIALS, "ENPHASE_REQUEST_BUDGET": "100"})
+    scheduler = PollScheduler(stretched, RecordingPoller(store, [True]), store)  # type: ignore[arg-type]
+    assert scheduler.plan() is None  # before start: the sites are still being looked up
+    scheduler.start(("1", "2"))
+    try:
+        plan = scheduler.plan()
+        assert plan is not None and plan.factor == pytest.approx(2 * 138 / 80)
+        polls = {(poll.site_id, poll.source): poll for poll in plan.polls}
+        assert len(polls) == 10
+        assert polls["1", "today"].interval == pytest.approx(300 * plan.factor)
+        assert all(poll.next_run is not None and poll.next_run > time.time() - 5 for poll in plan.polls)
+        scheduler._run("1", "ev_status")  # the charger charges: EV status polls at the charging pace
+        charging = {(poll.site_id, poll.source): poll for poll in scheduler.plan().polls}  # type: ignore[union-attr]
+        assert charging["1", "ev_status"].interval == pytest.approx(30 * plan.factor)
+        assert charging["2", "ev_status"].interval == pytest.approx(60 * plan.factor)
+    finally:
+        scheduler.shutdown()
