@@ -29,6 +29,7 @@ from exporter.client import (
     RateLimited,
     Reply,
     Transport,
+    Unreachable,
     session_expired,
 )
 from exporter.logs import register_secret
@@ -256,6 +257,7 @@ class PasswordLogin:
         self._session = saved  # read (and its file mode checked) at start-up, by the caller
         self._generation = 0
         self._pause_reason = ""
+        self._unreachable: Unreachable | None = None  # the network failure behind the current pause
         self._transient_failures = 0
         self._next_refresh_try = 0.0
         self.state = AuthState(
@@ -360,7 +362,9 @@ class PasswordLogin:
         now = self._clock()
         paused = self.state.login_paused_until
         if paused is not None and now < paused:
-            raise AuthError(f"{self._pause_reason}; no login until {_iso(paused)}")
+            still = AuthError(f"{self._pause_reason}; no login until {_iso(paused)}")
+            still.unreachable = self._unreachable
+            raise still
         if not self._password:
             raise self._pause(
                 self._login_pause,
@@ -371,7 +375,9 @@ class PasswordLogin:
         except RateLimited as error:
             raise self._pause(error.retry_in, "login rate limited by Enlighten") from None
         except CloudError as error:
-            raise self._pause(self._transient_pause(), f"login failed: {error}") from None
+            failure = self._pause(self._transient_pause(), f"login failed: {error}")
+            failure.unreachable = self._unreachable = error if isinstance(error, Unreachable) else None
+            raise failure from None
         if answer.too_many_sessions:
             failure = self._pause(self._login_pause, "Enlighten answered 'Too many active sessions'")
             log.error(
@@ -409,6 +415,7 @@ class PasswordLogin:
         self.state.login_paused_until = self._clock() + seconds
         self.state.ok = False
         self._pause_reason = reason
+        self._unreachable = None  # set again by the caller when the cloud gave no answer
         return AuthError(f"{reason}; no login until {_iso(self.state.login_paused_until)}")
 
 

@@ -132,6 +132,7 @@ def to_influx(
                 written += len(points)
                 bar.update(chunk.days)
                 bar.set_postfix(points=written, requests=history.requests)
+        bar.set_description_str(f"done: {len(site_ids)} site(s) written")  # the line left on the screen
     return written
 
 
@@ -160,6 +161,7 @@ def to_openmetrics(
                 _lifetime_before(history.lifetime(site_id), history_start, chunks[0].since) if chunks else {}
             )
             sites.append(SiteHistory(site_id, tuple(sorted(days, key=lambda d: d.start_timestamp)), base))
+        bar.set_description_str(f"done: {len(site_ids)} site(s) fetched")  # the line left on the screen
     temporary = path.with_name(path.name + ".partial")
     with temporary.open("w") as out:
         samples = write(out, sites, now)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry
 
@@ -27,12 +28,21 @@ from exporter import __version__, control, exposition, logs, shard, sites
 from exporter import backfill as backfilling
 from exporter.app import Exporter, build, demo_cloud_if_asked, start_live_streams
 from exporter.auth import SessionFile, interactive_login
-from exporter.client import CloudClient, CloudError, RequestMetrics, Transport
+from exporter.client import (
+    AuthError,
+    CloudClient,
+    CloudError,
+    RequestMetrics,
+    Transport,
+    Unreachable,
+    host_of,
+)
 from exporter.config import ConfigError, Settings, add_arguments, load
 from exporter.influx import InfluxOutput
 from exporter.influx.queue import DiskQueue
 from exporter.scheduler import PollScheduler
 from exporter.server import MetricsServer
+from exporter.status_page import StatusSources
 from exporter.values import PayloadError
 
 log = logging.getLogger("exporter")
@@ -152,23 +162,24 @@ def serve(settings: Settings) -> int:
         signal.signal(signum, lambda *_: stop.set())
     with demo_cloud_if_asked(settings) as settings:
         exporter = _build(settings, process_metrics=True)
+        # Made before the sites are known, so that the status page can show the plan once polling starts.
+        scheduler = PollScheduler(settings, exporter.poller, exporter.store)
         server = MetricsServer(
             settings.listen_host,
             settings.listen_port,
             exporter.registry,
             lambda: exporter.store.current,
             web_config_file=settings.web_config_file,
+            status=StatusSources(exporter.auth_state, scheduler.plan, exporter.live, settings.live_stream),
         )
         server.start()
         log.info("Serving %s://%s:%d/metrics", server.scheme, settings.listen_host or "0.0.0.0", server.port)
         site_ids = settings.site_ids
         while not site_ids and not stop.is_set():
-            site_ids = _discover(exporter.client)
+            site_ids = _discover(exporter.client, retry_in=DISCOVERY_RETRY_SECONDS)
             if not site_ids:
-                log.error("No site found for this account; trying again in %.0f s", DISCOVERY_RETRY_SECONDS)
                 stop.wait(DISCOVERY_RETRY_SECONDS)
         site_ids = _my_share(settings, site_ids)
-        scheduler = PollScheduler(settings, exporter.poller, exporter.store)
         if exporter.influx:
             exporter.influx.start()
         if site_ids:
@@ -386,12 +397,36 @@ def _my_share(settings: Settings, site_ids: tuple[str, ...]) -> tuple[str, ...]:
     return mine
 
 
-def _discover(client: CloudClient) -> tuple[str, ...]:
+def _discover(client: CloudClient, retry_in: float | None = None) -> tuple[str, ...]:
+    """The account's sites; on failure one log line that says which failure it is, since each has its own fix:
+    an unreachable cloud (the URL, the network), a refusal (the account, the session), or no site at all."""
+    then = f"; retrying in {retry_in:.0f} s" if retry_in is not None else ""
     try:
-        return sites.discover(client)
+        site_ids = sites.discover(client)
     except (CloudError, PayloadError) as error:
-        log.error("Site discovery failed: %s", error)
+        unreachable = error if isinstance(error, Unreachable) else getattr(error, "unreachable", None)
+        if unreachable is not None:
+            log.error(
+                "The cloud could not be reached at %s: %s%s%s",
+                _shown_url(client.transport.base_url),
+                unreachable.cause,
+                " (logging in)" if isinstance(error, AuthError) else "",
+                then,
+            )
+        else:
+            log.error("Site lookup failed: %s%s", error, then)
         return ()
+    if not site_ids:
+        log.error(
+            "The account has no site: search_sites listed none; set ENPHASE_SITE_ID if it has one%s", then
+        )
+    return site_ids
+
+
+def _shown_url(url: str) -> str:
+    """The base URL as a person typed it, less any user:password part a URL can carry."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, host_of(url), parts.path, "", ""))
 
 
 if __name__ == "__main__":

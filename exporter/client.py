@@ -19,6 +19,8 @@ import collections
 import json
 import random
 import re
+import socket
+import ssl
 import threading
 import time
 import warnings
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
@@ -52,6 +55,16 @@ class CloudError(Exception):
 
 class UpstreamUnavailable(CloudError):
     """Timeouts, connection errors and 5xx answers, after the retries."""
+
+
+class Unreachable(UpstreamUnavailable):
+    """No answer at all: connection refused, DNS, TLS or a timeout. The message names the cause and the
+    host, which is what a person needs to fix it (a typo in the URL, a firewall, no network yet)."""
+
+    def __init__(self, endpoint: str, cause: str, host: str) -> None:
+        super().__init__(f"{endpoint}: {cause} ({host})")
+        self.cause = cause
+        self.host = host
 
 
 class UpstreamError(CloudError):
@@ -84,6 +97,10 @@ class BudgetExhausted(CloudError):
 
 class AuthError(CloudError):
     """No usable session: bad credentials, MFA needed, login paused, or pasted headers rejected."""
+
+    # Set when the login got no answer at all: the caller can then say the cloud is unreachable, not that
+    # the account is wrong.
+    unreachable: Unreachable | None = None
 
 
 class SessionExpired(AuthError):
@@ -274,7 +291,9 @@ class Transport:
             body = _read_body(response, endpoint)
         except requests.Timeout as error:
             code = "timeout"
-            raise UpstreamUnavailable(f"{endpoint}: timed out") from error
+            raise Unreachable(endpoint, "timed out", self.host) from error
+        except requests.ConnectionError as error:
+            raise Unreachable(endpoint, network_cause(error), self.host) from error
         except requests.RequestException as error:
             raise UpstreamUnavailable(f"{endpoint}: {type(error).__name__}") from error
         finally:
@@ -285,6 +304,11 @@ class Transport:
             body=body,
             cookies=dict(response.cookies.items()),
         )
+
+    @property
+    def host(self) -> str:
+        """The cloud's host (and port), for messages: never the user part a URL may carry."""
+        return host_of(self.base_url)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -298,6 +322,46 @@ class Transport:
     def _back_off(self, attempt: int) -> None:
         """Full jitter: spreads retries of many sites so they do not hit the cloud together."""
         self._sleep(self._jitter(0, min(MAX_BACKOFF, 2.0**attempt)))
+
+
+def host_of(url: str) -> str:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "?"
+    return f"{host}:{port}" if port else host
+
+
+def network_cause(error: BaseException) -> str:
+    """Why a request got no answer, in words a person can act on. requests wraps the socket's error a few
+    layers deep (ConnectionError -> MaxRetryError -> NewConnectionError -> ConnectionRefusedError), so the
+    whole chain is searched, the most specific cause first (urllib3 files a refused connection under its
+    connect timeouts). Only fixed phrases come out, never an exception's own text."""
+    chain: list[BaseException] = []
+    pending: list[object] = [error]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, BaseException) and all(current is not known for known in chain):
+            chain.append(current)
+            pending += [
+                *current.args,
+                getattr(current, "reason", None),
+                current.__cause__,
+                current.__context__,
+            ]
+    causes: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
+        ((ConnectionRefusedError,), "connection refused"),
+        ((socket.gaierror, urllib3.exceptions.NameResolutionError), "DNS lookup failed"),
+        ((ssl.SSLError, requests.exceptions.SSLError), "TLS failed"),
+        ((ConnectionResetError,), "connection reset"),
+        ((TimeoutError, urllib3.exceptions.TimeoutError, requests.Timeout), "timed out"),
+    )
+    for kinds, cause in causes:
+        if any(isinstance(link, kinds) for link in chain):
+            return cause
+    return f"connection failed ({type(error).__name__})"
 
 
 def _read_body(response: requests.Response, endpoint: str) -> bytes:

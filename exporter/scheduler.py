@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -59,6 +60,22 @@ def stretch_factor(settings: Settings, site_count: int) -> float:
     return max(1.0, per_site * site_count / allowed)
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedPoll:
+    site_id: str
+    source: str
+    interval: float  # seconds between polls, after the budget's stretch (and the charging or gateway pace)
+    next_run: float | None  # Unix time of the next poll
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the scheduler is doing, for the status page."""
+
+    factor: float  # every interval stretched this many times to fit the request budget (1.0: not at all)
+    polls: tuple[PlannedPoll, ...]
+
+
 class PollScheduler:
     def __init__(
         self,
@@ -82,6 +99,22 @@ class PollScheduler:
         self._factor = 1.0
         self._charging: dict[str, bool] = {}
         self._via_gateway: dict[str, bool] = {}
+        self._intervals: dict[str, float] = {}  # job id -> seconds, as last scheduled
+
+    def plan(self) -> Plan | None:
+        """The polls planned, or None before ``start``. Read from APScheduler's in-memory job store: safe to
+        call on an HTTP request, it does no I/O."""
+        if not self._scheduler.running:
+            return None
+        polls = []
+        for job in self._scheduler.get_jobs():
+            interval = self._intervals.get(job.id)
+            if interval is None:
+                continue  # the gateway's discovery: not a poll of a site's source
+            site_id, _, source = job.id.partition(":")
+            next_run = job.next_run_time.timestamp() if job.next_run_time else None
+            polls.append(PlannedPoll(site_id, source, interval, next_run))
+        return Plan(self._factor, tuple(polls))
 
     @property
     def factor(self) -> float:
@@ -127,6 +160,7 @@ class PollScheduler:
                 if source == "lifetime_energy" and "today" in self._settings.sources:
                     spread = self.interval("today", charging=False)
                 offset = FIRST_RUN_DELAY[source] + spread * index / len(self._sites)
+                self._intervals[f"{site_id}:{source}"] = interval
                 self._scheduler.add_job(
                     self._run,
                     self._trigger(interval),
@@ -191,4 +225,5 @@ class PollScheduler:
             interval,
             "gateway" if via_gateway else "cloud",
         )
+        self._intervals[f"{site_id}:ev_status"] = interval
         self._scheduler.reschedule_job(f"{site_id}:ev_status", trigger=self._trigger(interval))

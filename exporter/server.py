@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
-import html
 import io
 import logging
 import math
@@ -38,7 +37,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -46,9 +44,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from exporter import __version__, exposition
+from exporter import __version__, exposition, status_page
 from exporter.config import ConfigError
 from exporter.snapshot import Snapshot
+from exporter.status_page import StatusSources
 from exporter.web_auth import FailureThrottle
 from exporter.web_config import WebConfig, WebConfigFile
 
@@ -86,12 +85,19 @@ class MetricsServer:
         snapshot: Callable[[], Snapshot],
         clock: Callable[[], float] = time.time,
         web_config_file: Path | None = None,
+        status: StatusSources | None = None,
     ) -> None:
         self._web_config = WebConfigFile(web_config_file) if web_config_file is not None else None
         if self._web_config is not None:
             log.info("Web config file %s: %s", web_config_file, self._web_config.current().describe())
         self._site = _Site(
-            registry, snapshot, clock, self._web_config, FailureThrottle(), _SharedRenders(registry)
+            registry,
+            snapshot,
+            clock,
+            self._web_config,
+            FailureThrottle(),
+            _SharedRenders(registry),
+            status or StatusSources(),
         )
         listener = _listen(host, port)
         self._workers = ThreadPoolExecutor(WORKERS, thread_name_prefix="http-worker")
@@ -149,6 +155,7 @@ class _Site:
     web_config: WebConfigFile | None
     auth_throttle: FailureThrottle  # kept across web config reloads: re-saving the file forgives no one
     renders: _SharedRenders
+    status: StatusSources
 
 
 @dataclass(slots=True, eq=False)
@@ -554,39 +561,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _status_page(self) -> str:
-        now = self.server.clock()
-        rows = []
-        for site in self.server.snapshot().sites.values():
-            for source in site.sources:
-                health = site.health.get(source)
-                state = "waiting" if health is None else ("up" if health.up else "down")
-                last = _ago(now, health.last_success_timestamp) if health else "never"
-                error = health.error or "" if health else ""
-                rows.append(
-                    f"<tr class={state}><td>{html.escape(site.site_id)}</td><td>{source}</td>"
-                    f"<td>{state}</td><td>{last}</td><td>{html.escape(error)}</td></tr>"
-                )
-        table = (
-            "".join(rows)
-            or "<tr><td colspan=5>No site yet: discovery is running or failed (see the log).</td></tr>"
-        )
-        return (
-            "<!doctype html><html><head><meta charset=utf-8><title>Enphase exporter</title><style>"
-            "body{font-family:sans-serif;margin:2em}td,th{padding:.3em .8em;text-align:left}"
-            ".up td:nth-child(3){color:#080}.down td:nth-child(3){color:#b00}</style></head><body>"
-            f"<h1>Enphase exporter {html.escape(__version__)}</h1>"
-            "<p><a href=/metrics>/metrics</a> · <a href=/healthz>/healthz</a></p>"
-            "<table><tr><th>site</th><th>source</th><th>state</th><th>last success</th>"
-            "<th>last error</th></tr>"
-            f"{table}</table></body></html>"
-        )
+        site = self.server
+        return status_page.render(site.snapshot(), site.status, site.clock(), __version__)
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
-
-
-def _ago(now: float, timestamp: float | None) -> str:
-    if timestamp is None:
-        return "never"
-    moment = datetime.fromtimestamp(timestamp, UTC).strftime("%H:%M:%S UTC")
-    return f"{moment} ({now - timestamp:.0f} s ago)"

@@ -316,6 +316,7 @@ class LiveSession:
             pause = min(MAX_PAUSE, REFUSED_PAUSE * 4 ** (self._refusals - 1))
             pause = max(pause, refusal.rate_limited_for or 0.0)
         self._retry_at = now + pause
+        self._store.backing_off(self.site_id, self._retry_at)
         self._report(
             "refused",
             f"The cloud refused the live stream of site {self.site_id} ({refusal}); "
@@ -347,6 +348,7 @@ class LiveSession:
         self._failures += 1
         pause = min(MAX_FAILED_PAUSE, FAILED_PAUSE * 2 ** (self._failures - 1))
         self._retry_at = max(self._retry_at, now + self._jitter(pause / 2, pause))
+        self._store.backing_off(self.site_id, self._retry_at)
 
     def _report(self, state: str, message: str, level: int = logging.WARNING) -> None:
         """One line when the state changes; a repeat goes to the debug log."""

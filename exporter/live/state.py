@@ -51,6 +51,7 @@ class LiveSite:
     )
     streaming: bool = False  # a session is subscribed to the site's stream
     stale_after: float = 15.0  # seconds without a frame after which the stream is not up (its `timeout`)
+    next_try_at: float | None = None  # after a refused or failed session: when the next one is tried
 
     def up(self, now: float) -> bool:
         """Frames arrive: a session is subscribed and the latest frame is recent."""
@@ -123,6 +124,9 @@ class LiveStore:
             )
 
         self._change(site_id, change)
+
+    def backing_off(self, site_id: str, until: float) -> None:
+        self._change(site_id, lambda site: replace(site, next_try_at=until))
 
     def _change(self, site_id: str, change: Callable[[LiveSite], LiveSite]) -> None:
         with self._lock:
