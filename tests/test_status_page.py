@@ -21,8 +21,9 @@ import pytest
 import requests
 from fixture_cloud import EMAIL, PASSWORD, SITE, FixtureCloud
 from prometheus_client import CollectorRegistry
+from support import free_port
 from test_scheduler import CREDENTIALS, RecordingPoller
-from test_secrets import ECHO, assert_clean, environment, free_port
+from test_secrets import ECHO, assert_clean, environment
 
 from exporter.auth import AuthState
 from exporter.config import load
