@@ -56,8 +56,9 @@ def load_fixture(name: str) -> Any:
 def _logging_as_it_was() -> Iterator[None]:
     """Tests that run ``exporter.cli.main`` in-process point the root logger at that test's captured
     stderr; later tests would log into a closed stream."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    root, scheduler = logging.getLogger(), logging.getLogger("apscheduler")  # logs.configure sets both
+    handlers, level, scheduler_level = root.handlers[:], root.level, scheduler.level
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    scheduler.setLevel(scheduler_level)

@@ -4,7 +4,6 @@ requests against a scripted cloud that takes only one of them."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -29,17 +28,6 @@ from exporter.demo import simulation as sim
 SERIAL = DEMO_CHARGER_SERIAL
 START_PATHS = ("start_charging", "stop_charging", "trigger_message")
 PREFERENCE = f"/service/evse_scheduler/api/v1/iqevc/charging-mode/{SITE}/EV1111111111/preference"
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """``cli.main`` sets up logging to this test's captured stderr; later tests must not write to it."""
-    root, scheduler_log = logging.getLogger(), logging.getLogger("apscheduler")
-    saved = root.handlers[:], root.level, scheduler_log.level
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    scheduler_log.setLevel(saved[2])
 
 
 def moment(plugged_in: bool, charging: bool, faulted: bool = False) -> float:

@@ -24,17 +24,6 @@ CLOUD_STATUS = f"/service/evse_controller/{DEMO_SITE_ID}/ev_chargers/status"
 NOW = 1764701100.0  # the demo charger is plugged in
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """``cli.main`` sets up logging to this test's captured stderr; later tests must not write to it."""
-    root, scheduler_log = logging.getLogger(), logging.getLogger("apscheduler")
-    saved = root.handlers[:], root.level, scheduler_log.level
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    scheduler_log.setLevel(saved[2])
-
-
 # -- the pure parse ------------------------------------------------------------------------------------------
 
 
