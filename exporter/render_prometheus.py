@@ -8,7 +8,7 @@ absent, and no sample is written — never a 0.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -60,6 +60,19 @@ class Families:
         if family is None:
             family = self._families[name] = GaugeMetricFamily(name, help_text, labels=list(labels))
         family.samples.append(Sample(family.name, labels, float(value)))
+
+    def state_set(
+        self,
+        name: str,
+        help_text: str,
+        labels: dict[str, str],
+        label: str,
+        states: Iterable[str],
+        current: str,
+    ) -> None:
+        """An enumeration as METRICS.md wants it: one series per known state, 1 for ``current``."""
+        for state in states:
+            self.gauge(name, help_text, {**labels, label: state}, state == current)
 
     def counter(self, name: str, help_text: str, labels: dict[str, str], value: float | None) -> None:
         if value is None:
@@ -135,13 +148,14 @@ class SnapshotCollector(Collector):
         for name, help_text, getter in CHARGER_STATUS_GAUGES:
             families.gauge(name, help_text + fresh, labels, getter(charger))
         for connector in charger.connectors:
-            for state in CONNECTOR_STATES:
-                families.gauge(
-                    "enphase_ev_charger_connector_status",
-                    "Connector status as a state set: 1 for the current status, 0 for the others." + fresh,
-                    {**labels, "connector": connector.connector_id, "status": state},
-                    state == connector.status,
-                )
+            families.state_set(
+                "enphase_ev_charger_connector_status",
+                "Connector status as a state set: 1 for the current status, 0 for the others." + fresh,
+                {**labels, "connector": connector.connector_id},
+                "status",
+                CONNECTOR_STATES,
+                connector.status,
+            )
 
     def _charger_summary(
         self, families: Families, site_id: str, charger: ChargerSummary, status_name: str | None
@@ -179,13 +193,14 @@ class SnapshotCollector(Collector):
         for name, help_text, getter in TODAY_GAUGES:
             families.gauge(name, help_text + fresh, labels, getter(today))
         if today.profile is not None:
-            for profile in PROFILES:
-                families.gauge(
-                    "enphase_battery_profile",
-                    "Battery profile as a state set: 1 for the current profile." + fresh,
-                    {**labels, "profile": profile},
-                    profile == today.profile,
-                )
+            families.state_set(
+                "enphase_battery_profile",
+                "Battery profile as a state set: 1 for the current profile." + fresh,
+                labels,
+                "profile",
+                PROFILES,
+                today.profile,
+            )
         for channel, watts in today.power_watts.items():
             families.gauge(
                 channel_metric(channel, "power_watts"),

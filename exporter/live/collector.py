@@ -115,24 +115,26 @@ class LiveCollector(Collector):
             frame.backup_reserve_ratio,
         )
         if frame.battery_mode is not None:
-            for mode in BATTERY_MODES:
-                families.gauge(
-                    "enphase_battery_mode",
-                    "Battery mode as a state set: 1 for the current mode." + FRESH,
-                    {**labels, "mode": mode},
-                    mode == frame.battery_mode,
-                )
+            families.state_set(
+                "enphase_battery_mode",
+                "Battery mode as a state set: 1 for the current mode." + FRESH,
+                labels,
+                "mode",
+                BATTERY_MODES,
+                frame.battery_mode,
+            )
         for relay, state in (("grid", frame.grid_relay), ("generator", frame.generator_relay)):
             if state is None:
                 continue
-            for known in RELAY_STATES:
-                families.gauge(
-                    "enphase_site_relay_state",
-                    "Grid and generator relay state as a state set; the grid relay open is a grid outage."
-                    + FRESH,
-                    {**labels, "relay": relay, "state": known},
-                    known == state,
-                )
+            families.state_set(
+                "enphase_site_relay_state",
+                "Grid and generator relay state as a state set; the grid relay open is a grid outage."
+                + FRESH,
+                {**labels, "relay": relay},
+                "state",
+                RELAY_STATES,
+                state,
+            )
         for state, count in (
             ("total", frame.microinverters_total),
             ("running", frame.microinverters_running),
