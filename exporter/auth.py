@@ -208,13 +208,19 @@ class PastedHeaders:
             "X-Requested-With": "XMLHttpRequest",
             "Referer": referer,
         }
-        exp = jwt_claims(token).get("exp")
+        claims = jwt_claims(token)
+        exp = claims.get("exp")
+        data = claims.get("data")
+        user_id = data.get("user_id") if isinstance(data, dict) else None
+        # Where the pasted token is the manager JWT it names the user; the battery settings need that.
+        self._user_id = str(user_id) if isinstance(user_id, int | str) and str(user_id) else None
         self.state = AuthState(
             ok=True, session_expires_at=float(exp) if isinstance(exp, int | float) else None
         )
 
     def credentials(self) -> Credentials:
-        return Credentials(self._headers, 0)  # the generation never changes: nothing can renew them
+        # The generation never changes: nothing can renew them.
+        return Credentials(self._headers, 0, self._user_id)
 
     def expired(self, generation: int) -> None:
         if self.state.ok:
@@ -273,7 +279,9 @@ class PasswordLogin:
             if self._session is None:
                 self._adopt(self._login(), save=True)
             assert self._session is not None
-            return Credentials(self._session.headers(self._transport.base_url + "/"), self._generation)
+            return Credentials(
+                self._session.headers(self._transport.base_url + "/"), self._generation, self._session.user_id
+            )
 
     def expired(self, generation: int) -> None:
         with self._lock:

@@ -398,6 +398,7 @@ def _retry_after_seconds(header: str | None, now: float) -> float:
 class Credentials:
     headers: Mapping[str, str] = field(repr=False)
     generation: int  # which session these belong to, so an expiry renews that session only once
+    user_id: str | None = field(default=None, repr=False)  # from the login JWT, where it has one
 
 
 class Authenticator(Protocol):
@@ -429,9 +430,25 @@ class CloudClient:
         self._rejecting: set[str] = set()
         self._alive_generation: int | None = None  # a session some request accepted, or the cloud confirmed
 
-    def get_json(self, endpoint: str, path: str, params: Mapping[str, str] | None = None) -> Any:
+    def user_id(self) -> str | None:
+        """The account's user id (from the login JWT), which the battery settings service asks for."""
+        return self.auth.credentials().user_id
+
+    def get_json(
+        self,
+        endpoint: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        bearer: bool = False,
+        as_user: bool = False,
+    ) -> Any:
+        """GET a JSON payload. ``bearer``: the session token also as ``Authorization: Bearer`` (the scheduler
+        service wants it); ``as_user``: the user id as a ``Username`` header (the battery config service)."""
         credentials = used = self.auth.credentials()
-        reply = self.transport.request(endpoint, "GET", path, params=params, headers=credentials.headers)
+        reply = self.transport.request(
+            endpoint, "GET", path, params=params, headers=_headers(credentials, bearer, as_user)
+        )
         if session_expired(reply):
             if path in self._rejecting and not self._session_ended(credentials.generation):
                 raise UpstreamError(endpoint, reply.status)
@@ -439,7 +456,9 @@ class CloudClient:
             renewed = self.auth.credentials()
             if renewed.generation == credentials.generation:
                 raise SessionExpired(f"{endpoint}: the session was rejected (HTTP {reply.status})")
-            reply = self.transport.request(endpoint, "GET", path, params=params, headers=renewed.headers)
+            reply = self.transport.request(
+                endpoint, "GET", path, params=params, headers=_headers(renewed, bearer, as_user)
+            )
             if session_expired(reply):
                 self._rejecting.add(path)
                 raise UpstreamError(endpoint, reply.status)
@@ -481,10 +500,7 @@ class CloudClient:
         return Answer(reply.status, payload)
 
     def _send_once(self, endpoint: str, method: str, path: str, body: Any, credentials: Credentials) -> Reply:
-        headers = dict(credentials.headers)
-        token = headers.get("e-auth-token")
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = _headers(credentials, bearer=True, as_user=False)
         return self.transport.request(endpoint, method, path, headers=headers, json_body=body, retries=0)
 
     def _session_ended(self, generation: int) -> bool:
@@ -499,6 +515,18 @@ class CloudClient:
         if alive:
             self._alive_generation = generation
         return alive is False
+
+
+def _headers(credentials: Credentials, bearer: bool, as_user: bool) -> Mapping[str, str]:
+    if not (bearer or as_user):
+        return credentials.headers
+    headers = dict(credentials.headers)
+    token = headers.get("e-auth-token")
+    if bearer and token:
+        headers["Authorization"] = f"Bearer {token}"
+    if as_user and credentials.user_id:
+        headers["Username"] = credentials.user_id
+    return headers
 
 
 def session_expired(reply: Reply, *, plain_text_is_content: bool = False) -> bool:

@@ -34,6 +34,8 @@ class SiteSnapshot:
     ev_summary: EvSummary | None = None  # lifetime energy already held monotonic
     today: Today | None = None
     lifetime_joules: Mapping[str, float] = field(default_factory=dict)  # channel -> held counter value
+    # The further sources' models, by source name (see exporter.sources.source); None: nothing to show now
+    models: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def up(self) -> bool:

@@ -25,6 +25,7 @@ _EARLIEST_PLAUSIBLE = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 _LATEST_PLAUSIBLE = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
 
 EpochUnit = Literal["s", "ms"]
+NOT_AVAILABLE = ("", "n/a", "na", "none", "null", "-")  # how the cloud writes "no value" in a string field
 
 # Cloud strings become label values and InfluxDB tags. A lone surrogate cannot be encoded as UTF-8 at all (it
 # took every scrape down), control characters break log lines and terminals, and a megabyte-long "name"
@@ -128,6 +129,15 @@ class Reader:
             self.problem(where, f"number too large: {_short(raw)}")
             return None
         return value * scale
+
+    def percent(self, obj: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> float | None:
+        """A percentage as a ratio 0-1, from 48, "48" or "48%"; "N/A" (or "") is absent, not a problem."""
+        raw = self._get(obj, key, where, required)
+        if isinstance(raw, str):
+            raw = raw.strip().removesuffix("%").strip()
+            if raw.lower() in NOT_AVAILABLE:
+                return None
+        return self.coerce_number(raw, f"{where}.{key}", PERCENT_TO_RATIO, minimum=0.0, maximum=1.0)
 
     def flag(self, obj: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> bool | None:
         """A boolean from true/false, 0/1 or "true"/"false"."""

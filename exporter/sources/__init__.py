@@ -1,6 +1,28 @@
-"""One module per Enlighten endpoint: its path and a pure ``parse`` into frozen dataclasses.
+"""One module per Enlighten endpoint: its path, a pure ``parse`` into frozen dataclasses, and its ``SOURCE``.
 
-``NAMES`` are the sources the exporter can poll, as they appear in the ``source`` label.
+``REGISTRY`` lists every source the exporter can poll (``once`` runs them in the order of their ``first_run``); everything else (the scheduler, the settings, the renderers, the README's tables) reads it.
+Adding a source: a module with a ``SOURCE`` (see ``exporter.sources.source``), and its line here.
 """
 
-NAMES = ("ev_status", "ev_summary", "today", "lifetime_energy", "daily_energy")
+from exporter.sources import (
+    daily_energy,
+    ev_status,
+    ev_summary,
+    latest_power,
+    lifetime_energy,
+    today,
+)
+from exporter.sources.source import Source
+
+REGISTRY: tuple[Source, ...] = (
+    ev_status.SOURCE,
+    ev_summary.SOURCE,
+    today.SOURCE,
+    lifetime_energy.SOURCE,
+    daily_energy.SOURCE,
+    latest_power.SOURCE,
+)
+
+BY_NAME: dict[str, Source] = {source.name: source for source in REGISTRY}
+NAMES = tuple(BY_NAME)
+DEFAULTS = tuple(source.name for source in REGISTRY if source.enabled_by_default)

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS, EnergyDay, parse_day
+from exporter.sources.source import Source
 from exporter.values import Parsed, PayloadError, Reader, require_object
 
 ENDPOINT = "daily_energy"
@@ -58,3 +59,13 @@ def parse(
         if day is not None:
             by_start[day.start_timestamp] = day  # a repeated day: the later item is the fresher one
     return Parsed(DailyEnergy(tuple(by_start[start] for start in sorted(by_start))), tuple(reader.problems))
+
+
+# Fetched by the poller itself (exporter.poller) and rendered by the renderers' own code.
+SOURCE = Source(
+    name="daily_energy",
+    reads="daily_energy: the last few days' 15-minute buckets",
+    default_interval=3600,
+    minimum_interval=300,
+    first_run=2.0,
+)

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.sources.source import Source
 from exporter.values import WH_TO_JOULES, Parsed, PayloadError, Reader, require_object
 
 ENDPOINT = "ev_status"
@@ -155,3 +156,13 @@ def _connector_state(raw: Any, where: str, reader: Reader) -> str:
         return state
     reader.problem(f"{where}.connectorStatusType", f"unknown connector status {raw!r}")
     return "unknown"
+
+
+# Fetched by the poller itself (exporter.poller) and rendered by the renderers' own code.
+SOURCE = Source(
+    name="ev_status",
+    reads="ev_chargers/status: each charger's state, connector and session",
+    default_interval=60,
+    minimum_interval=15,
+    first_run=1.0,
+)

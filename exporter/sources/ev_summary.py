@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.sources.source import Source
 from exporter.values import WH_TO_JOULES, Parsed, PayloadError, Reader, require_object
 
 ENDPOINT = "ev_summary"
@@ -130,3 +131,13 @@ def _parse_network(raw: Any, where: str, reader: Reader) -> tuple[NetworkInterfa
         status = fields.get("connectionStatus", "").strip()
         interfaces.append(NetworkInterface(name, {"1": True, "0": False}.get(status)))
     return tuple(interfaces)
+
+
+# Fetched by the poller itself (exporter.poller) and rendered by the renderers' own code.
+SOURCE = Source(
+    name="ev_summary",
+    reads="ev_chargers/summary: each charger's hardware, firmware and lifetime energy",
+    default_interval=1800,
+    minimum_interval=60,
+    first_run=1.5,
+)

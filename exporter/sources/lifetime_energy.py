@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from exporter.sources.energy_day import CHANNELS, DEFAULT_MAX_SITE_POWER_WATTS, LOADS
+from exporter.sources.source import Source
 from exporter.values import WH_TO_JOULES, Parsed, PayloadError, Reader, require_object
 
 ENDPOINT = "lifetime_energy"
@@ -92,3 +93,13 @@ def _days(body: Mapping[str, Any], key: str, reader: Reader, ceiling: float) -> 
         )
         for index, value in enumerate(raw)
     )
+
+
+# Fetched by the poller itself (exporter.poller) and rendered by the renderers' own code.
+SOURCE = Source(
+    name="lifetime_energy",
+    reads="lifetime_energy: the site's first day and every day since, in one request",
+    default_interval=3600,
+    minimum_interval=300,
+    first_run=0.0,
+)

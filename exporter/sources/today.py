@@ -30,6 +30,7 @@ from typing import Any
 
 from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS, EnergyDay, parse_day
 from exporter.sources.live_stream import gateway_from_today
+from exporter.sources.source import Source
 from exporter.values import PERCENT_TO_RATIO, Parsed, Reader, require_object
 
 ENDPOINT = "today"
@@ -170,3 +171,13 @@ def _utc_offset(body: Mapping[str, Any], day: EnergyDay | None, reader: Reader) 
         return None
     offset = midnight_utc - day.start_timestamp
     return offset if -12 * 3600 <= offset <= 14 * 3600 else None
+
+
+# Fetched by the poller itself (exporter.poller) and rendered by the renderers' own code.
+SOURCE = Source(
+    name="today",
+    reads="today: battery state, settings, today's energy and 15-minute power of the site",
+    default_interval=600,
+    minimum_interval=60,
+    first_run=0.5,
+)
