@@ -109,15 +109,9 @@ def build(
         listeners=(influx,) if influx else (),
         clock=clock,
         gateway=gateway,
+        live_delivering=lambda site_id: live.delivering(site_id, clock()),
     )
-    intervals = Intervals(
-        settings.ev_status_interval,
-        settings.ev_status_charging_interval,
-        settings.ev_summary_interval,
-        settings.today_interval,
-        settings.lifetime_energy_interval,
-        settings.daily_energy_interval,
-    )
+    intervals = Intervals(settings.intervals, settings.ev_status_charging_interval)
     registry.register(SnapshotCollector(store, auth.state, intervals, clock))
     Gauge(
         "enphase_exporter_build_info",

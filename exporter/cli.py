@@ -42,13 +42,17 @@ from exporter.influx import InfluxOutput
 from exporter.influx.queue import DiskQueue
 from exporter.scheduler import PollScheduler
 from exporter.server import MetricsServer
+from exporter.sources import REGISTRY
 from exporter.status_page import StatusSources
 from exporter.values import PayloadError
 
 log = logging.getLogger("exporter")
 
-# lifetime_energy first: it names what the site measures, which today's and daily_energy's readings need.
-ONCE_ORDER = ("lifetime_energy", "today", "daily_energy", "ev_status", "ev_summary")
+# In the order of their first runs at start: lifetime_energy first (it names what the site measures, which
+# today's and daily_energy's readings need), then today (the site's zone). Followers run after their leader.
+ONCE_ORDER = tuple(
+    source.name for source in sorted(REGISTRY, key=lambda source: source.first_run) if source.follows is None
+)
 DISCOVERY_RETRY_SECONDS = 60.0
 ONCE_FLUSH_SECONDS = 30.0
 BACKFILL_OPTIONS = ("since", "until", "format", "output")

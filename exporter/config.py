@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,7 +25,7 @@ import yaml
 
 from exporter import strict_yaml
 from exporter.demo.faults import FAULT_NAMES, FaultMix, parse_fault_mix
-from exporter.sources import NAMES
+from exporter.sources import BY_NAME, DEFAULTS, NAMES, REGISTRY
 from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS
 
 DEFAULT_BASE_URL = "https://enlighten.enphaseenergy.com"
@@ -114,12 +115,8 @@ class Settings:
     password: Secret | None
     session_file: Path
     site_ids: tuple[str, ...]
-    ev_status_interval: int
+    intervals: Mapping[str, int]  # source -> seconds between polls (sources that follow another have none)
     ev_status_charging_interval: int
-    ev_summary_interval: int
-    today_interval: int
-    lifetime_energy_interval: int
-    daily_energy_interval: int
     request_budget: int
     listen_host: str
     listen_port: int
@@ -297,6 +294,10 @@ def _sources(text: str) -> tuple[str, ...]:
         # The lifetime counters start from lifetime_energy: without it they would never appear (the setting
         # "today,daily_energy" of earlier releases, for sites without a charger, left it out).
         chosen.append("lifetime_energy")
+    for name in chosen:
+        leader = BY_NAME[name].follows
+        if leader is not None and leader not in chosen:
+            raise ValueError(f"{name} comes from {leader}'s answer: add {leader}, or leave {name} out")
     return tuple(name for name in NAMES if name in chosen)
 
 
@@ -468,13 +469,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
         (),
         "Site ids, comma-separated. Default: every site of the account (search_sites.json).",
     ),
-    SettingSpec(
-        "ev_status_interval",
-        "ENPHASE_EV_STATUS_INTERVAL",
-        "--ev-status-interval",
-        _seconds(15),
-        60,
-        "Seconds between EV status polls.",
+    *(
+        SettingSpec(
+            f"{source.name}_interval",
+            source.interval_setting,
+            source.interval_flag,
+            _seconds(source.minimum_interval),
+            source.default_interval,
+            f"Seconds between {source.name} polls ({source.reads}).",
+        )
+        for source in REGISTRY
+        if source.follows is None
     ),
     SettingSpec(
         "ev_status_charging_interval",
@@ -482,39 +487,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "--ev-status-charging-interval",
         _seconds(15),
         30,
-        "Seconds between EV status polls while a charger of the site is charging.",
-    ),
-    SettingSpec(
-        "ev_summary_interval",
-        "ENPHASE_EV_SUMMARY_INTERVAL",
-        "--ev-summary-interval",
-        _seconds(60),
-        900,
-        "Seconds between EV summary polls.",
-    ),
-    SettingSpec(
-        "today_interval",
-        "ENPHASE_TODAY_INTERVAL",
-        "--today-interval",
-        _seconds(60),
-        300,
-        "Seconds between battery/site today polls.",
-    ),
-    SettingSpec(
-        "lifetime_energy_interval",
-        "ENPHASE_LIFETIME_ENERGY_INTERVAL",
-        "--lifetime-energy-interval",
-        _seconds(300),
-        3600,
-        "Seconds between lifetime energy polls (the site's first day and every day since, in one request).",
-    ),
-    SettingSpec(
-        "daily_energy_interval",
-        "ENPHASE_DAILY_ENERGY_INTERVAL",
-        "--daily-energy-interval",
-        _seconds(300),
-        3600,
-        "Seconds between daily energy polls (the last few days' 15-minute buckets).",
+        "Seconds between ev_status polls while a charger of the site is charging.",
     ),
     SettingSpec(
         "request_budget",
@@ -606,10 +579,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "ENPHASE_SOURCES",
         "--sources",
         _sources,
-        NAMES,
-        "Sources to poll, comma-separated. Leave out ev_status,ev_summary for a site without a charger, "
-        "so that enphase_up is about what the site has. lifetime_energy comes with today or daily_energy: "
-        "the lifetime counters start from it.",
+        DEFAULTS,
+        f"Sources to poll, comma-separated, of {', '.join(NAMES)}. Leave out ev_status,ev_summary,"
+        "charge_mode for a site without a charger, so that enphase_up is about what the site has. "
+        "lifetime_energy comes with today or daily_energy: the lifetime counters start from it.",
     ),
     SettingSpec(
         "influx_url",
@@ -997,6 +970,9 @@ def _finish(values: dict[str, Any], require_credentials: bool) -> Settings:
     values["session_file"] = values["session_file"] or default_session_file()
     values["influx"] = _influx(values)
     values["gateway"] = _gateway(values)
+    values["intervals"] = MappingProxyType(
+        {source.name: values.pop(f"{source.name}_interval") for source in REGISTRY if source.follows is None}
+    )
     return Settings(**values)
 
 

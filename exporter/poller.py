@@ -20,16 +20,24 @@ from exporter.catalog import channel_metric
 from exporter.client import CloudClient, CloudError, GatewayError
 from exporter.lifetime import DAILY, TODAY, CounterGuard, DayLedger
 from exporter.snapshot import SiteSnapshot, SnapshotStore, SourceHealth
-from exporter.sources import NAMES, daily_energy, ev_status, ev_summary, lifetime_energy, today
+from exporter.sources import (
+    BY_NAME,
+    DEFAULTS,
+    NAMES,
+    daily_energy,
+    ev_status,
+    ev_summary,
+    lifetime_energy,
+    today,
+)
 from exporter.sources.daily_energy import DailyEnergy
 from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS
 from exporter.sources.ev_summary import EvSummary
 from exporter.sources.gateway import Gateway
-from exporter.values import PayloadError
+from exporter.sources.source import Fetch, Incomplete, Source, Unavailable
+from exporter.values import Parsed, PayloadError
 
 log = logging.getLogger(__name__)
-
-SOURCES = NAMES
 
 Change = Callable[[SiteSnapshot], SiteSnapshot]
 
@@ -73,7 +81,7 @@ class Telemetry:
             ["site_id", "metric"],
             registry=registry,
         )
-        for source in SOURCES:
+        for source in NAMES:
             self.parse_errors.labels(source)  # present from the start, so rate() has a baseline
 
 
@@ -86,10 +94,11 @@ class Poller:
         *,
         history_start: date | None = None,
         max_site_power_watts: float = DEFAULT_MAX_SITE_POWER_WATTS,
-        sources: tuple[str, ...] = SOURCES,
+        sources: tuple[str, ...] = DEFAULTS,
         listeners: Sequence[Listener] = (),
         clock: Callable[[], float] = time.time,
         gateway: Gateway | None = None,
+        live_delivering: Callable[[str], bool] = lambda site_id: False,
     ) -> None:
         self._client = client
         self.gateway = gateway  # EV status from the local gateway where it answers
@@ -100,6 +109,14 @@ class Poller:
         self._sources = sources  # the enabled ones: enphase_up is about these only
         self._listeners = tuple(listeners)
         self._clock = clock
+        self._live_delivering = live_delivering
+        self._off: set[tuple[str, str]] = set()  # (site, source) turned off: it cannot work for this account
+        # Sources that run right after another's successful poll, with no job of their own (site_status).
+        self._followers: dict[str, tuple[Source, ...]] = {}
+        for name in sources:
+            leader = BY_NAME[name].follows
+            if leader is not None:
+                self._followers[leader] = (*self._followers.get(leader, ()), BY_NAME[name])
         self._ledgers: dict[str, DayLedger] = {}
         self._guard = CounterGuard(
             lambda site, metric: telemetry.counter_regressions.labels(site, metric).inc()
@@ -115,11 +132,20 @@ class Poller:
 
     def poll(self, site_id: str, source: str) -> bool:
         """Poll once; True when the source succeeded. Never raises: the scheduler must keep running."""
+        if (site_id, source) in self._off:
+            return False
         started = self._clock()
         fetched: Fetched | None = None
         error: str | None = None
         try:
-            fetched = self._fetchers[source](site_id, started)
+            fetcher = self._fetchers.get(source)
+            fetched = fetcher(site_id, started) if fetcher else self._fetch(BY_NAME[source], site_id, started)
+        except Unavailable as failure:
+            self._turn_off(site_id, source, str(failure))
+            return False
+        except Incomplete as failure:  # part of the answer came: it is shown, and the source is down
+            fetched = self._publish(BY_NAME[source], failure.parsed)
+            error = str(failure)
         except CloudError as failure:
             error = str(failure)
         except PayloadError as failure:
@@ -141,6 +167,9 @@ class Poller:
         site = self._store.update_site(site_id, publish, self._sources)
         if fetched is not None:
             self._tell_listeners(Polled(site, source, started, fetched.history))
+        if error is None:
+            for follower in self._followers.get(source, ()):
+                self.poll(site_id, follower.name)
         return error is None
 
     def _tell_listeners(self, polled: Polled) -> None:
@@ -151,6 +180,30 @@ class Poller:
                 log.exception(
                     "An output failed to take the %s poll of site %s", polled.source, polled.site.site_id
                 )
+
+    def _fetch(self, source: Source, site_id: str, now: float) -> Fetched:
+        """A further source, from its ``fetch``: its model goes into the snapshot under its name."""
+        assert source.fetch is not None, f"{source.name} has no fetch and no method of the poller"
+        site = self._store.current.sites.get(site_id) or SiteSnapshot(site_id, self._sources)
+        poll = Fetch(self._client, site, now, self._live_delivering(site_id), self._max_power)
+        return self._publish(source, source.fetch(poll))
+
+    def _turn_off(self, site_id: str, source: str, reason: str) -> None:
+        log.warning("Site %s: %s is turned off: %s", site_id, source, reason)
+        self._off.add((site_id, source))
+        now = self._clock()
+
+        def change(site: SiteSnapshot) -> SiteSnapshot:
+            health = {**site.health, source: SourceHealth(False, now, None, f"off: {reason}")}
+            enabled = tuple(name for name in site.sources if name != source)
+            return replace(site, health=health, sources=enabled)
+
+        self._store.update_site(site_id, change, self._sources)
+
+    def _publish(self, source: Source, parsed: Parsed[object]) -> Fetched:
+        self._count(source.name, parsed.problems)
+        name, model = source.name, parsed.value
+        return Fetched(lambda site: replace(site, models={**site.models, name: model}))
 
     # -- one method per source: fetch and parse now, return how to change the site's snapshot --------------
 

@@ -15,8 +15,12 @@ field the rest of the name (``normal``); the labels are tags, but for an ``Info`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from exporter.snapshot import SiteSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +66,15 @@ def state_of(raw: str | None, states: tuple[str, ...]) -> str:
         return "unknown"
     key = raw.strip().lower().replace("-", "_").replace(" ", "_")
     return key if key in states else "unknown"
+
+
+def source_readings(site: SiteSnapshot, only: str | None = None) -> Iterator[Reading]:
+    """The readings of the site's further sources (those with ``readings``), or of the source ``only``."""
+    from exporter.sources import REGISTRY  # the sources' modules import this one
+
+    for source in REGISTRY:
+        if source.readings is None or (only is not None and source.name != only):
+            continue
+        model = site.models.get(source.name)
+        if model is not None:
+            yield from source.readings(site, model)

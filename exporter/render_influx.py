@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from exporter.catalog import CHARGER_STATUS_GAUGES, CHARGER_SUMMARY_GAUGES, TODAY_GAUGES, channel_metric
 from exporter.poller import Polled, lifetime_metric_name
+from exporter.readings import Counter, Gauge, Reading, StateSet, source_readings
 from exporter.snapshot import SiteSnapshot
 from exporter.sources.energy_day import EnergyDay
 from exporter.sources.ev_status import ChargerStatus
@@ -29,7 +30,15 @@ from exporter.sources.ev_summary import ChargerSummary
 from exporter.sources.today import Today
 
 FieldValue = float | bool | str
-AREAS = ("enphase_ev_charger", "enphase_battery", "enphase_site")
+# Longest first: enphase_battery_unit_cycles_total is the battery unit's, not the battery's.
+AREAS = (
+    "enphase_battery_unit",
+    "enphase_ev_charger",
+    "enphase_inverter",
+    "enphase_battery",
+    "enphase_device",
+    "enphase_site",
+)
 INTERVAL = "enphase_site_interval"
 DAILY = "enphase_site_daily"
 
@@ -76,7 +85,22 @@ def points(polled: Polled) -> list[Point]:
             return points
         # The lifetime counters moved: write the latest battery and site readings again, with them.
         return points + _latest_today(site, site.today, polled.observed_at)
-    return []
+    return reading_points(source_readings(site, only=polled.source), polled.observed_at)
+
+
+def reading_points(readings: Iterable[Reading], when: float) -> list[Point]:
+    """A further source's readings (exporter.readings) as points: one per measurement and tag set."""
+    grouped: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, FieldValue]] = {}
+    for reading in readings:
+        area, field = field_name(reading.metric)
+        fields = grouped.setdefault((area, tuple(sorted(reading.labels.items()))), {})
+        if isinstance(reading, Gauge | Counter):
+            _put(fields, field, reading.value)
+        elif isinstance(reading, StateSet):
+            fields[field] = reading.current
+        else:
+            fields.update((name, text) for name, text in reading.details.items() if text)
+    return [Point(area, tags, fields, _ns(when)) for (area, tags), fields in grouped.items() if fields]
 
 
 def history_points(site_id: str, days: Iterable[EnergyDay], cutoff: float) -> Iterator[Point]:

@@ -8,8 +8,8 @@ absent, and no sample is written — never a 0.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -24,7 +24,9 @@ from exporter.catalog import (
     channel_metric,
 )
 from exporter.poller import lifetime_metric_name
+from exporter.readings import Counter, Gauge, Reading, StateSet, source_readings
 from exporter.snapshot import SiteSnapshot, SnapshotStore
+from exporter.sources import REGISTRY
 from exporter.sources.energy_day import CHANNELS
 from exporter.sources.ev_status import CONNECTOR_STATES, ChargerStatus
 from exporter.sources.ev_summary import ChargerSummary
@@ -35,12 +37,13 @@ from exporter.sources.today import PROFILES, Today
 class Intervals:
     """Poll intervals, for HELP strings that say how fresh a value is."""
 
-    ev_status: int = 60
+    seconds: Mapping[str, int] = field(
+        default_factory=lambda: {source.name: source.default_interval for source in REGISTRY}
+    )
     ev_status_charging: int = 30
-    ev_summary: int = 900
-    today: int = 300
-    lifetime_energy: int = 3600
-    daily_energy: int = 3600
+
+    def __getitem__(self, source: str) -> int:
+        return self.seconds[source]
 
 
 class Families:
@@ -82,6 +85,21 @@ class Families:
             family = self._families[name] = CounterMetricFamily(name, help_text, labels=list(labels))
         family.samples.append(Sample(family.name + "_total", labels, value))
 
+    def write(self, reading: Reading) -> None:
+        """A reading of a source's ``readings`` (exporter.readings), as its kind is written."""
+        if isinstance(reading, Gauge):
+            self.gauge(reading.metric, reading.help, dict(reading.labels), reading.value)
+        elif isinstance(reading, Counter):
+            metric = reading.metric.removesuffix("_total")
+            self.counter(metric, reading.help, dict(reading.labels), reading.value)
+        elif isinstance(reading, StateSet):
+            labels = dict(reading.labels)
+            self.state_set(
+                reading.metric, reading.help, labels, reading.label, reading.states, reading.current
+            )
+        else:
+            self.gauge(reading.metric, reading.help, {**reading.labels, **reading.details}, 1)
+
     def __iter__(self) -> Iterator[Metric]:
         return iter(self._families.values())
 
@@ -117,6 +135,8 @@ class SnapshotCollector(Collector):
             if site.today is not None:
                 self._today(families, site.site_id, site.today)
             self._lifetime(families, site)
+            for reading in source_readings(site):
+                families.write(reading)
         self._auth_state(families)
         yield from families
 
@@ -142,7 +162,7 @@ class SnapshotCollector(Collector):
     def _charger_status(self, families: Families, site_id: str, charger: ChargerStatus) -> None:
         labels = {"site_id": site_id, "serial": charger.serial}
         fresh = (
-            f" From ev_chargers/status, refreshed every {self._every.ev_status} s "
+            f" From ev_chargers/status, refreshed every {self._every['ev_status']} s "
             f"({self._every.ev_status_charging} s while charging)."
         )
         for name, help_text, getter in CHARGER_STATUS_GAUGES:
@@ -161,7 +181,7 @@ class SnapshotCollector(Collector):
         self, families: Families, site_id: str, charger: ChargerSummary, status_name: str | None
     ) -> None:
         labels = {"site_id": site_id, "serial": charger.serial}
-        fresh = f" From ev_chargers/summary, refreshed every {self._every.ev_summary} s."
+        fresh = f" From ev_chargers/summary, refreshed every {self._every['ev_summary']} s."
         info = {
             **labels,
             "name": charger.name or status_name or "",
@@ -189,7 +209,7 @@ class SnapshotCollector(Collector):
 
     def _today(self, families: Families, site_id: str, today: Today) -> None:
         labels = {"site_id": site_id}
-        fresh = f" From today, refreshed every {self._every.today} s."
+        fresh = f" From today, refreshed every {self._every['today']} s."
         for name, help_text, getter in TODAY_GAUGES:
             families.gauge(name, help_text + fresh, labels, getter(today))
         if today.profile is not None:
@@ -234,9 +254,9 @@ class SnapshotCollector(Collector):
 
     def _lifetime(self, families: Families, site: SiteSnapshot) -> None:
         fresh = (
-            f" Every day since the site's first from lifetime_energy (every {self._every.lifetime_energy} "
-            f"s), recent days from daily_energy (every {self._every.daily_energy} s), today so far from "
-            f"today (every {self._every.today} s)."
+            f" Every day since the site's first from lifetime_energy (every {self._every['lifetime_energy']} "
+            f"s), recent days from daily_energy (every {self._every['daily_energy']} s), today so far from "
+            f"today (every {self._every['today']} s)."
         )
         for channel in CHANNELS.values():
             families.counter(

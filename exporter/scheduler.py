@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -20,44 +21,43 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from exporter.config import Settings
+from exporter.live.session import LIVE_STREAM_REQUESTS_PER_HOUR
 from exporter.poller import Poller
 from exporter.snapshot import SnapshotStore
+from exporter.sources import BY_NAME
 
 log = logging.getLogger(__name__)
 
 # Plan to use at most this share of the budget: logins, token refreshes and retries need the rest.
 BUDGET_SHARE_FOR_POLLING = 0.8
-# lifetime_energy first: it names what the site measures, which today's and daily_energy's readings need
-# (a measured channel reads 0 before dawn; a load of zeros it never measured is a placeholder).
-FIRST_RUN_DELAY = {
-    "lifetime_energy": 0.0,
-    "today": 0.5,
-    "ev_status": 1.0,
-    "ev_summary": 1.5,
-    "daily_energy": 2.0,
-}
+# Chargers per site the plan assumes for per-charger sources (charge_mode): sites are known at start, their
+# chargers only after the first polls. A site with more is covered by the budget's hard stop.
+PLANNED_CHARGERS = 1
 
 
 def base_intervals(settings: Settings) -> dict[str, int]:
-    """Seconds between polls of each enabled source."""
-    every = {
-        "ev_status": settings.ev_status_interval,
-        "ev_summary": settings.ev_summary_interval,
-        "today": settings.today_interval,
-        "lifetime_energy": settings.lifetime_energy_interval,
-        "daily_energy": settings.daily_energy_interval,
-    }
-    return {source: every[source] for source in settings.sources}
+    """Seconds between polls of each enabled source that has a job of its own."""
+    return {source: settings.intervals[source] for source in settings.sources if source in settings.intervals}
 
 
-def stretch_factor(settings: Settings, site_count: int) -> float:
-    """How much every interval must grow so that the worst-case plan fits the budget (1.0: not at all)."""
-    intervals = base_intervals(settings)
+def hourly_requests(settings: Settings, *, live_stream: bool = False) -> float:
+    """Requests an hour one site costs in the worst case (a car charging), before any stretching."""
+    intervals: dict[str, float] = dict(base_intervals(settings))
     if "ev_status" in intervals:
-        intervals["ev_status"] = min(settings.ev_status_interval, settings.ev_status_charging_interval)
-    per_site = sum(3600 / seconds for seconds in intervals.values())
-    allowed = settings.request_budget * BUDGET_SHARE_FOR_POLLING
-    return max(1.0, per_site * site_count / allowed)
+        intervals["ev_status"] = min(settings.intervals["ev_status"], settings.ev_status_charging_interval)
+    total = sum(BY_NAME[name].hourly_requests(every, PLANNED_CHARGERS) for name, every in intervals.items())
+    return total + (LIVE_STREAM_REQUESTS_PER_HOUR if live_stream else 0.0)
+
+
+def stretch_factor(settings: Settings, site_count: int, *, live_stream: bool = False) -> float:
+    """How much every interval must grow so that the worst-case plan fits the budget (1.0: not at all).
+    The live stream's renewals are counted but not stretched: a stream cannot renew less often."""
+    polls = hourly_requests(settings)
+    fixed = LIVE_STREAM_REQUESTS_PER_HOUR if live_stream else 0.0
+    allowed = settings.request_budget * BUDGET_SHARE_FOR_POLLING - fixed * site_count
+    if allowed <= 0:
+        return math.inf
+    return max(1.0, polls * site_count / allowed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,7 @@ class PollScheduler:
         self._charging: dict[str, bool] = {}
         self._via_gateway: dict[str, bool] = {}
         self._intervals: dict[str, float] = {}  # job id -> seconds, as last scheduled
+        self._live_stream = settings.live_stream != "off"  # "auto" may stream: the plan counts it
 
     def plan(self) -> Plan | None:
         """The polls planned, or None before ``start``. Read from APScheduler's in-memory job store: safe to
@@ -122,7 +123,7 @@ class PollScheduler:
 
     def start(self, site_ids: tuple[str, ...]) -> None:
         self._sites = list(site_ids)
-        self._factor = stretch_factor(self._settings, len(self._sites))
+        self._factor = stretch_factor(self._settings, len(self._sites), live_stream=self._live_stream)
         if self._factor > 1.0:
             log.warning(
                 "Polling %d site(s) at the configured intervals would exceed ENPHASE_REQUEST_BUDGET=%d "
@@ -152,14 +153,14 @@ class PollScheduler:
         for index, site_id in enumerate(self._sites):
             self._store.add_site(site_id, self._settings.sources)
             self._via_gateway[site_id] = self._poller.ev_status_via_gateway(site_id)
-            for source in self._settings.sources:
+            for source in base_intervals(self._settings):  # a source that follows another has no job
                 interval = self.interval(source, charging=False, via_gateway=self._via_gateway[site_id])
                 # Spread the sites' first runs evenly over one interval, in source order within a site;
                 # lifetime_energy over today's, so that each site's today finds what the site measures.
                 spread = interval
                 if source == "lifetime_energy" and "today" in self._settings.sources:
                     spread = self.interval("today", charging=False)
-                offset = FIRST_RUN_DELAY[source] + spread * index / len(self._sites)
+                offset = BY_NAME[source].first_run + spread * index / len(self._sites)
                 self._intervals[f"{site_id}:{source}"] = interval
                 self._scheduler.add_job(
                     self._run,

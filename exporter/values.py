@@ -130,7 +130,9 @@ class Reader:
             return None
         return value * scale
 
-    def percent(self, obj: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> float | None:
+    def percent(
+        self, obj: Mapping[str, Any], key: str, where: str, *, required: bool = False
+    ) -> float | None:
         """A percentage as a ratio 0-1, from 48, "48" or "48%"; "N/A" (or "") is absent, not a problem."""
         raw = self._get(obj, key, where, required)
         if isinstance(raw, str):

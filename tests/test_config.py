@@ -15,12 +15,15 @@ CREDENTIALS = {"ENPHASE_EMAIL": "owner@example.com", "ENPHASE_PASSWORD": "pw-123
 def test_defaults():
     settings = load({}, CREDENTIALS)
     assert settings.base_url == "https://enlighten.enphaseenergy.com"
-    assert (settings.ev_status_interval, settings.ev_status_charging_interval) == (60, 30)
-    assert (settings.ev_summary_interval, settings.today_interval, settings.daily_energy_interval) == (
-        900,
-        300,
-        3600,
-    )
+    assert (settings.intervals["ev_status"], settings.ev_status_charging_interval) == (60, 30)
+    assert dict(settings.intervals) == {
+        "ev_status": 60,
+        "ev_summary": 1800,
+        "today": 600,
+        "lifetime_energy": 3600,
+        "daily_energy": 3600,
+        "latest_power": 600,
+    }
     assert settings.request_budget == 500
     assert (settings.listen_host, settings.listen_port) == ("", 8466)
     assert not 9100 <= settings.listen_port <= 9999
@@ -31,8 +34,8 @@ def test_defaults():
 def test_flags_override_environment_which_overrides_defaults():
     env = {**CREDENTIALS, "ENPHASE_TODAY_INTERVAL": "600", "ENPHASE_EV_STATUS_INTERVAL": "120"}
     settings = load({"today_interval": "900"}, env)
-    assert settings.today_interval == 900
-    assert settings.ev_status_interval == 120
+    assert settings.intervals["today"] == 900
+    assert settings.intervals["ev_status"] == 120
 
 
 @pytest.mark.parametrize(
@@ -118,7 +121,7 @@ def test_readme_configuration_table_is_current():
 
 
 def test_sources_can_be_narrowed_for_a_site_without_a_charger():
-    every = ("ev_status", "ev_summary", "today", "lifetime_energy", "daily_energy")
+    every = ("ev_status", "ev_summary", "today", "lifetime_energy", "daily_energy", "latest_power")
     assert load({}, CREDENTIALS).sources == every
     # lifetime_energy comes with them: without it the lifetime counters would never start (earlier releases
     # advised "today,daily_energy" for a site without a charger)
@@ -142,7 +145,7 @@ def test_help_shows_each_default_and_allowed_range(monkeypatch, capsys):
     shown = _help_text(monkeypatch, capsys, "serve")
     for expected in (
         "[ENPHASE_EV_STATUS_INTERVAL; default: 60; 15 to 604800 s (7 days)]",
-        "[ENPHASE_TODAY_INTERVAL; default: 300; 60 to 604800 s (7 days)]",
+        "[ENPHASE_TODAY_INTERVAL; default: 600; 60 to 604800 s (7 days)]",
         "[ENPHASE_DAILY_ENERGY_INTERVAL; default: 3600; 300 to 604800 s (7 days)]",
         "[ENPHASE_READ_TIMEOUT; default: 30; above 0, at most 3600 seconds]",
         "[ENPHASE_RETRIES; default: 3; 0 to 10]",

@@ -52,17 +52,17 @@ def test_flags_over_environment_over_file_over_defaults(tmp_path):
     }
     settings = load({"ev_summary_interval": "2400"}, environ)
     assert settings.demo
-    assert settings.today_interval == 600  # file
-    assert settings.ev_status_interval == 180  # environment over file
-    assert settings.ev_summary_interval == 2400  # flag over environment
+    assert settings.intervals["today"] == 600  # file
+    assert settings.intervals["ev_status"] == 180  # environment over file
+    assert settings.intervals["ev_summary"] == 2400  # flag over environment
     assert settings.retries == 5
-    assert settings.daily_energy_interval == 3600  # default
+    assert settings.intervals["daily_energy"] == 3600  # default
 
 
 def test_the_flag_names_the_file_over_the_variable(tmp_path):
     chosen = write(tmp_path, "chosen.toml", "ENPHASE_DEMO = true\nENPHASE_TODAY_INTERVAL = 900\n")
     other = write(tmp_path, "other.toml", "ENPHASE_DEMO = true\nENPHASE_TODAY_INTERVAL = 60\n")
-    assert load({"config_file": str(chosen)}, {"ENPHASE_CONFIG_FILE": str(other)}).today_interval == 900
+    assert load({"config_file": str(chosen)}, {"ENPHASE_CONFIG_FILE": str(other)}).intervals["today"] == 900
 
 
 # (file name, content or None for no file, what the error says)

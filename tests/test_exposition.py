@@ -17,7 +17,7 @@ from exporter import exposition
 from exporter.app import build
 from exporter.config import load
 from exporter.demo.server import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SITE_ID, DemoCloud
-from exporter.poller import SOURCES
+from exporter.sources import DEFAULTS as SOURCES
 
 ACCEPTS = [
     "",  # curl, and Prometheus 2 by default: text 0.0.4

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -12,25 +13,43 @@ from exporter.sources.ev_status import ChargerStatus, EvStatus
 CREDENTIALS = {"ENPHASE_EMAIL": "owner@example.com", "ENPHASE_PASSWORD": "pw-123456"}
 
 
+FIRST_FIVE = ("ev_status", "ev_summary", "today", "lifetime_energy", "daily_energy")
+
+
 def settings(**env):
     return load({}, {**CREDENTIALS, **{k: str(v) for k, v in env.items()}})
 
 
+def first_five(**env):
+    """The first five sources at the intervals these tests were written for (today 300 s, summary 900 s)."""
+    return settings(
+        ENPHASE_SOURCES=",".join(FIRST_FIVE),
+        ENPHASE_TODAY_INTERVAL=300,
+        ENPHASE_EV_SUMMARY_INTERVAL=900,
+        **env,
+    )
+
+
 def test_default_plan_fits_one_site_without_stretching():
     # worst case per site: 120 (EV status while charging) + 4 + 12 + 1 + 1 = 138 requests/hour
-    assert stretch_factor(settings(), 1) == 1.0
+    assert stretch_factor(first_five(), 1) == 1.0
+    assert stretch_factor(settings(), 1, live_stream=True) == 1.0
 
 
 def test_budget_stretches_intervals_instead_of_exceeding_it():
-    factor = stretch_factor(settings(ENPHASE_REQUEST_BUDGET=100), 2)
+    factor = stretch_factor(first_five(ENPHASE_REQUEST_BUDGET=100), 2)
     assert factor == pytest.approx(2 * 138 / 80)
-    scheduler = PollScheduler(settings(ENPHASE_REQUEST_BUDGET=100), poller=None, store=SnapshotStore())
+    scheduler = PollScheduler(first_five(ENPHASE_REQUEST_BUDGET=100), poller=None, store=SnapshotStore())
     scheduler._factor = factor
-    planned = sum(
-        3600 / scheduler.interval(s, charging=s == "ev_status")
-        for s in ("ev_status", "ev_summary", "today", "lifetime_energy", "daily_energy")
-    )
+    planned = sum(3600 / scheduler.interval(s, charging=s == "ev_status") for s in FIRST_FIVE)
     assert planned * 2 <= 100
+
+
+def test_the_live_streams_renewals_are_counted_but_not_stretched():
+    # 138 polls an hour per site; each stream renews every 840 s: 3600 / 840 = 4.29 requests an hour
+    factor = stretch_factor(first_five(ENPHASE_REQUEST_BUDGET=100), 2, live_stream=True)
+    assert factor == pytest.approx(2 * 138 / (80 - 2 * 3600 / 840))
+    assert stretch_factor(first_five(ENPHASE_REQUEST_BUDGET=10), 2, live_stream=True) == math.inf
 
 
 class RecordingPoller:
@@ -64,15 +83,11 @@ def longest_gap(scheduler: PollScheduler, job_id: str) -> float:
 def test_ev_status_polls_faster_while_charging_and_slows_down_after():
     store = SnapshotStore()
     poller = RecordingPoller(store, [True, False])
-    scheduler = PollScheduler(settings(), poller, store)
+    scheduler = PollScheduler(first_five(), poller, store)
     scheduler.start(("1", "2"))
     try:
         jobs = {job.id: job for job in scheduler._scheduler.get_jobs()}
-        assert set(jobs) == {
-            f"{site}:{source}"
-            for site in "12"
-            for source in ("ev_status", "ev_summary", "today", "lifetime_energy", "daily_energy")
-        }
+        assert set(jobs) == {f"{site}:{source}" for site in "12" for source in FIRST_FIVE}
         assert longest_gap(scheduler, "1:ev_status") == 60
         scheduler._run("1", "ev_status")
         assert longest_gap(scheduler, "1:ev_status") == 30
@@ -85,7 +100,7 @@ def test_ev_status_polls_faster_while_charging_and_slows_down_after():
 
 def test_first_runs_are_staggered_across_sites_and_lifetime_energy_comes_first():
     store = SnapshotStore()
-    scheduler = PollScheduler(settings(), RecordingPoller(store, []), store)
+    scheduler = PollScheduler(first_five(), RecordingPoller(store, []), store)
     scheduler._scheduler.start(paused=True)
     scheduler._scheduler.start = lambda: None  # keep jobs from running: only their plan is inspected
     scheduler.start(("1", "2"))
@@ -102,7 +117,11 @@ def test_first_runs_are_staggered_across_sites_and_lifetime_energy_comes_first()
 
 
 def test_a_site_without_ev_sources_plans_only_what_it_polls():
-    narrowed = settings(ENPHASE_SOURCES="today,lifetime_energy,daily_energy", ENPHASE_REQUEST_BUDGET=10)
+    narrowed = settings(
+        ENPHASE_SOURCES="today,lifetime_energy,daily_energy",
+        ENPHASE_REQUEST_BUDGET=10,
+        ENPHASE_TODAY_INTERVAL=300,
+    )
     assert stretch_factor(narrowed, 1) == pytest.approx(14 / 8)  # 12 + 1 + 1 requests/hour against 80 % of 10
 
 

@@ -36,6 +36,9 @@ from exporter.values import PayloadError
 log = logging.getLogger(__name__)
 
 MAX_RENEW_MARGIN = 60.0  # renew this long before the stream ends (840 s of 900, as the app's own client)
+# What a delivering stream costs upstream: one credentials request per renewal, every 840 s of the live
+# service's 900 s streams. The request budget's plan counts it (exporter.scheduler).
+LIVE_STREAM_REQUESTS_PER_HOUR = 3600 / (900.0 - MAX_RENEW_MARGIN)
 REFUSED_PAUSE = 900.0  # first pause after a refusal; 4 times longer per refusal in a row
 FAILED_PAUSE = 15.0  # first pause after a failure (network, 5xx, broker); twice as long per failure in a row
 MAX_FAILED_PAUSE = 900.0

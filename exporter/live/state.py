@@ -84,6 +84,11 @@ class LiveStore:
     def get(self, site_id: str) -> LiveSite | None:
         return self._sites.get(site_id)
 
+    def delivering(self, site_id: str, now: float) -> bool:
+        """The site's frames arrive right now (latest_power is not polled then)."""
+        site = self._sites.get(site_id)
+        return site is not None and site.up(now)
+
     def add_site(self, site_id: str) -> None:
         with self._lock:
             self._sites.setdefault(site_id, LiveSite(site_id))

@@ -1,6 +1,7 @@
 """One module per Enlighten endpoint: its path, a pure ``parse`` into frozen dataclasses, and its ``SOURCE``.
 
-``REGISTRY`` lists every source the exporter can poll (``once`` runs them in the order of their ``first_run``); everything else (the scheduler, the settings, the renderers, the README's tables) reads it.
+``REGISTRY`` lists every source the exporter can poll; the scheduler, ``once``, the settings, the status page,
+the renderers and the README's tables read it.
 Adding a source: a module with a ``SOURCE`` (see ``exporter.sources.source``), and its line here.
 """
 

@@ -67,5 +67,5 @@ SOURCE = Source(
     reads="daily_energy: the last few days' 15-minute buckets",
     default_interval=3600,
     minimum_interval=300,
-    first_run=2.0,
+    first_run=0.75,
 )

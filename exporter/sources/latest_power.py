@@ -67,7 +67,7 @@ def parse(payload: Any, *, max_power_watts: float = DEFAULT_MAX_SITE_POWER_WATTS
     return Parsed(LatestPower(watts, sampled_at), tuple(reader.problems))
 
 
-def fetch(poll: Fetch) -> Parsed[LatestPower | None]:
+def fetch(poll: Fetch) -> Parsed[LatestPower] | Parsed[None]:
     if poll.live_delivering:
         return Parsed(None)  # the live stream says more, and costs less: no request
     site_id = poll.site.site_id

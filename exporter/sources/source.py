@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from exporter.client import CloudError
 from exporter.sources.energy_day import DEFAULT_MAX_SITE_POWER_WATTS
 from exporter.values import Parsed
 
@@ -35,6 +36,19 @@ class Fetch:
     now: float  # Unix time of the poll
     live_delivering: bool = False  # the site's live stream is delivering frames right now
     max_power_watts: float = DEFAULT_MAX_SITE_POWER_WATTS  # ENPHASE_MAX_SITE_POWER: above it is broken
+
+
+class Incomplete(CloudError):
+    """Part of a source's requests failed: what did answer (``parsed``) is shown, and the source is down."""
+
+    def __init__(self, message: str, parsed: Parsed[Any]) -> None:
+        super().__init__(message)
+        self.parsed = parsed
+
+
+class Unavailable(CloudError):
+    """The source cannot work with this account's sign-in (battery_settings with a pasted token that names
+    no user): it is turned off for the site, with one log line, and ``enphase_up`` no longer waits for it."""
 
 
 Fetcher = Callable[[Fetch], Parsed[Any]]
