@@ -24,11 +24,12 @@ from .answers import Response
 from .answers import json_answer as _json
 
 MIN_LEVEL_A = 6
-MODE_NUMBERS = {"MANUAL_CHARGING": 0, "SCHEDULED_CHARGING": 1, "GREEN_CHARGING": 2}
+MODE_NUMBERS = {"MANUAL_CHARGING": 0, "SCHEDULED_CHARGING": 1, "GREEN_CHARGING": 2, "SMART_CHARGING": 3}
 PREFERENCE_KEYS = {
     "MANUAL_CHARGING": "manualCharging",
     "SCHEDULED_CHARGING": "scheduledCharging",
     "GREEN_CHARGING": "greenCharging",
+    "SMART_CHARGING": "smartCharging",
 }
 
 
@@ -108,7 +109,7 @@ class DemoChargerControl:
         charger = payload["data"]["chargers"][0]
         charger["mode"] = MODE_NUMBERS[self.mode]
         if self.mode != "MANUAL_CHARGING":
-            kind = "greencharging" if self.mode == "GREEN_CHARGING" else "scheduledcharging"
+            kind = self.mode.removesuffix("_CHARGING").lower() + "charging"  # e.g. greencharging
             midnight = int(now // 86400 * 86400)
             window = {"type": kind, "startTime": midnight, "endTime": midnight + 86400, "limit": 0}
             charger["sch_d"] = {"status": 1, "info": [window]}

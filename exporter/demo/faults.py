@@ -13,7 +13,7 @@ per endpoint, so the same run of requests meets the same faults every time.
 
 Endpoints are the exporter's names for them (``today``, ``login``, ``jwt_token``, ...). A fault applies only
 where it makes sense: ``too_many_sessions`` at login, ``expired`` where a session is needed, and the faults
-that spoil a body on the four polled sources, whose parse errors the exporter counts.
+that spoil a body on the sources the exporter polls and whose parse errors it counts.
 """
 
 from __future__ import annotations
@@ -368,10 +368,51 @@ def _drift_daily_energy(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _drift_latest_power(body: dict[str, Any]) -> dict[str, Any]:
+    body["latest_power"]["units"] = "kW"  # a unit nobody documented for it
+    return body
+
+
+def _drift_devices(body: dict[str, Any]) -> dict[str, Any]:
+    body["result"][0]["devices"][0]["last_report"] = "yesterday"
+    body["result"].insert(0, {"type": "heat_pump_controller", "devices": "none"})  # a group that is no group
+    return body
+
+
+def _drift_battery_status(body: dict[str, Any]) -> dict[str, Any]:
+    body["current_charge"] = 48.5  # a number where "48%" is due
+    body["storages"][0]["battery_soh"] = "excellent"
+    return body
+
+
+def _drift_battery_settings(body: dict[str, Any]) -> dict[str, Any]:
+    body["data"]["stormGuardState"] = "armed"
+    body["data"]["requestedConfig"] = "pending"
+    return body
+
+
+def _drift_inverters(body: dict[str, Any]) -> dict[str, Any]:
+    body["total"] = str(body["total"])
+    del body["inverters"][0]["serial_number"]
+    return body
+
+
+def _drift_inverter_energy(body: dict[str, Any]) -> dict[str, Any]:
+    first = next(iter(body["production"]))
+    body["production"][first] = "N/A"
+    return body
+
+
 DRIFTS: Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ev_status": _drift_ev_status,
     "ev_summary": _drift_ev_summary,
     "today": _drift_today,
     "lifetime_energy": _drift_lifetime_energy,
     "daily_energy": _drift_daily_energy,
+    "latest_power": _drift_latest_power,
+    "devices": _drift_devices,
+    "battery_status": _drift_battery_status,
+    "battery_settings": _drift_battery_settings,
+    "inverters": _drift_inverters,
+    "inverter_energy": _drift_inverter_energy,
 }

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from . import hardware as hw
 from . import simulation as sim
 
 JSON = dict[str, Any]
@@ -277,7 +278,7 @@ def today(ts: float) -> JSON:
         "start_date": day.isoformat(),
         "end_date": day.isoformat(),
         "last_report_date": int(ts // REPORT_SECONDS * REPORT_SECONDS),
-        "siteStatus": "normal",
+        "siteStatus": hw.site_status(ts),
         "battery_details": {
             "aggregate_soc": round(soc),
             # Minutes the energy above the reserve lasts at the last day's mean consumption.
@@ -287,8 +288,8 @@ def today(ts: float) -> JSON:
         "batteryConfig": {
             "battery_backup_percentage": sim.BACKUP_RESERVE_PERCENT,
             "very_low_soc": sim.VERY_LOW_SOC_PERCENT,
-            "charge_from_grid": False,
-            "usage": "self-consumption",
+            "charge_from_grid": hw.CHARGE_FROM_GRID,
+            "usage": hw.PROFILE,
         },
         # A list, as the live service sends it; serial_num is the gateway the live stream is asked for.
         "connectionDetails": [
@@ -335,33 +336,6 @@ def latest_power(ts: float) -> JSON:
     interval = simulated.intervals[int((reported - simulated.start_time) // sim.INTERVAL_SECONDS)]
     watts = (interval.solar_home + interval.solar_battery + interval.solar_grid) * 3600 / sim.INTERVAL_SECONDS
     return {"latest_power": {"value": round(watts), "units": "W", "precision": 0, "time": int(reported)}}
-
-
-def devices(ts: float) -> JSON:
-    """``devices.json``: the gateway (whose serial the live stream is asked for), battery and meters."""
-    reported = int(ts // REPORT_SECONDS * REPORT_SECONDS)
-
-    def device(name: str, serial: str, sku: str) -> JSON:
-        return {
-            "name": name,
-            "serial_number": serial,
-            "sku_id": sku,
-            "status": "normal",
-            "statusText": "Normal",
-            "last_report": reported,
-        }
-
-    return {
-        "result": [
-            {
-                "type": "envoy",
-                "devices": [{**device("IQ Gateway", sim.GATEWAY_SERIAL, "SC100G"), "sw_version": "D8"}],
-            },
-            {"type": "encharge", "devices": [device("IQ Battery 10T", "482300001111", "B10T")]},
-            {"type": "meter", "devices": [device("Production meter", "122100004242EIM1", "CT-200")]},
-            {"curr_date_site": sim.local_day(ts).isoformat()},
-        ]
-    }
 
 
 def search_sites() -> JSON:

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import payloads
+from . import equipment, payloads
 from . import simulation as sim
 from .answers import EXPIRY_FORMS, HTML_TYPE, LOGIN_PAGE, Response, expired_answer, not_authorized
 from .answers import json_answer as _json
@@ -74,7 +74,8 @@ class _Request:
     session_id: str  # empty on routes that need no session
     method: str = "GET"
     match: Mapping[str, str] = field(default_factory=dict)  # the path's named parts
-    bearer: bool = False  # an Authorization: Bearer header came along
+    bearer: bool = False  # an Authorization: Bearer header with a manager JWT of a valid session came along
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +251,17 @@ class DemoCloud:
             self.journal.record(Event(now, "expiry", outcome="ttl", sessions=ran_out))
         return expired_answer(expired_forms[0], self.base_url) if expired_forms else not_authorized()
 
+    def _valid_bearer(self, headers: Mapping[str, str], now: float) -> bool:
+        """Whether ``Authorization: Bearer`` carries a JWT we issued for a session that is still valid."""
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme != "Bearer" or token.count(".") != 2:
+            return False
+        session_id = self._session_of_token(token, now)
+        with self._lock:
+            session = self._sessions.get(session_id or "")
+            return session is not None and not session.expired_form and now < session.expires_at
+
     # --- requests ---
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Response:
@@ -304,8 +316,8 @@ class DemoCloud:
         if match.groupdict().get("site", DEMO_SITE_ID) not in self.site_ids:
             return _json(404, {"message": "Site not found"})
         arguments = {name: values[0] for name, values in parse_qs(query).items()}
-        bearer = headers.get("authorization", "").startswith("Bearer ")
-        request = _Request(now, arguments, body, session_id, method, match.groupdict(), bearer)
+        bearer = self._valid_bearer(headers, now)
+        request = _Request(now, arguments, body, session_id, method, match.groupdict(), bearer, headers)
         return route.action(self, request)
 
     def _expire_by_fault(self, form: str) -> None:
@@ -356,6 +368,38 @@ class DemoCloud:
         if request.method == "GET":
             return self.charger.preference()
         return self.charger.set_preference(request.body)
+
+    def _battery_settings(self, request: _Request) -> Response:
+        """Like the live service, wants the session cookie and ``Username: <user id>`` besides; without
+        them it sends the browser to the login page (302 with an HTML body), even with a valid token."""
+        cookie = _cookies(request.headers.get("cookie", "")).get(SESSION_COOKIE)
+        if cookie != request.session_id or request.headers.get("username") != str(DEMO_USER_ID):
+            location = (("Location", f"{self.base_url}/login"),)
+            return Response(302, LOGIN_PAGE, HTML_TYPE, location)
+        # The demo's own answer to a wrong userId: no public source shows the live one.
+        if request.query.get("userId") != str(DEMO_USER_ID):
+            return _json(400, {"message": "userId does not match the session"})
+        return _json(200, equipment.battery_settings(request.now))
+
+    def _inverters(self, request: _Request) -> Response:
+        try:
+            limit = int(request.query.get("limit", equipment.DEFAULT_PAGE))
+            offset = int(request.query.get("offset", 0))
+        except ValueError:
+            limit = offset = -1
+        if limit < 1 or offset < 0:
+            return _json(400, {"message": "limit must be at least 1 and offset at least 0"})
+        return _json(200, equipment.inverters(request.now, limit, offset))
+
+    def _inverter_energy(self, request: _Request) -> Response:
+        try:
+            first = date.fromisoformat(request.query["start_date"])
+            last = date.fromisoformat(request.query.get("end_date", request.query["start_date"]))
+        except (KeyError, ValueError):
+            return _json(400, {"message": "start_date (and optional end_date) must be YYYY-MM-DD"})
+        if last < first:
+            return _json(400, {"message": "end_date is before start_date"})
+        return _json(200, equipment.inverter_energy(request.now, first, last))
 
     def _live_stream(self, request: _Request) -> Response:
         """Credentials for the live stream of the gateway named in ``serial_num`` (§7.2)."""
@@ -409,6 +453,8 @@ _ROUTES = (
         )
         for action in ("start_charging", "stop_charging", "trigger_message")
     ),
+    # SESSION, not SOURCE: the control's PUT shares the endpoint name, and a garbled answer to a command
+    # would test nothing the GET's faults do not.
     *(
         _route(
             method,
@@ -434,9 +480,31 @@ _ROUTES = (
         "lifetime_energy",
         SOURCE,
     ),
-    _route("GET", r"/app-api/<site>/get_latest_power", _data(payloads.latest_power), "latest_power"),
+    _route("GET", r"/app-api/<site>/get_latest_power", _data(payloads.latest_power), "latest_power", SOURCE),
     _route("GET", r"/pv/aws_sigv4/livestream\.json", DemoCloud._live_stream, "live_stream", LIVE),
-    _route("GET", r"/app-api/<site>/devices\.json", _data(payloads.devices), "devices"),
+    _route("GET", r"/app-api/<site>/devices\.json", _data(equipment.devices), "devices", SOURCE),
+    _route(
+        "GET",
+        r"/pv/settings/<site>/battery_status\.json",
+        _data(equipment.battery_status),
+        "battery_status",
+        SOURCE,
+    ),
+    _route(
+        "GET",
+        r"/service/batteryConfig/api/v1/batterySettings/<site>",
+        DemoCloud._battery_settings,
+        "battery_settings",
+        SOURCE,
+    ),
+    _route("GET", r"/app-api/<site>/inverters\.json", DemoCloud._inverters, "inverters", SOURCE),
+    _route(
+        "GET",
+        r"/systems/<site>/inverter_data_x/energy\.json",
+        DemoCloud._inverter_energy,
+        "inverter_energy",
+        SOURCE,
+    ),
     _route(
         "GET",
         r"/app-api/<site>/show_livestream",
