@@ -39,7 +39,18 @@ def inverter(serial: str, id: str | None = None, **fields: Any) -> Inverter:
 
 def today(offset: float | None = None, midnight: float | None = None) -> Today:
     day = None if midnight is None else EnergyDay(midnight, 900, {}, {}, {}, (), {})
-    return Today(offset, None, None, None, None, None, None, day, {}, None)
+    return Today(
+        utc_offset_seconds=offset,
+        last_report_timestamp=None,
+        state_of_charge_ratio=None,
+        backup_reserve_ratio=None,
+        very_low_soc_ratio=None,
+        charge_from_grid=None,
+        profile=None,
+        day=day,
+        power_watts={},
+        power_interval_end_timestamp=None,
+    )
 
 
 def site(today_: Today | None = None) -> SiteSnapshot:
