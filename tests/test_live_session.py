@@ -17,7 +17,8 @@ from support import FakeClock
 from exporter.client import RateLimited, UpstreamError, UpstreamUnavailable
 from exporter.live.session import AUTO_NOT_OFFERED_PAUSE, GATEWAY_WAIT, REFUSED_PAUSE, LiveSession
 from exporter.live.state import LiveStore
-from exporter.sources.live_stream import DEVICES_ENDPOINT, ENDPOINT, SHOW_ENDPOINT, StreamCredentials
+from exporter.sources.devices import ENDPOINT as DEVICES_ENDPOINT
+from exporter.sources.live_stream import ENDPOINT, SHOW_ENDPOINT, StreamCredentials
 
 FRAME = data_msg(bytes_field(1, channel(1_500_000)) + bytes_field(3, channel(-300_000)))
 TOKEN = "secret-token-9c41"

@@ -29,7 +29,7 @@ from typing import Protocol
 from exporter.client import CloudClient, CloudError, RateLimited, SessionExpired, UpstreamError
 from exporter.live.frame import FrameError, decode
 from exporter.live.state import LiveStore
-from exporter.sources import live_stream
+from exporter.sources import devices, live_stream
 from exporter.sources.live_stream import StreamCredentials
 from exporter.values import PayloadError
 
@@ -279,7 +279,7 @@ class LiveSession:
             return None
         if not self._devices_asked:
             self._devices_asked = True
-            payload = self._get(live_stream.DEVICES_ENDPOINT, live_stream.devices_path(self.site_id), None)
+            payload = self._get(devices.ENDPOINT, devices.path(self.site_id), None)
             parsed = live_stream.gateway_from_devices(payload)
             self._on_problems(len(parsed.problems))
             if parsed.value is not None:

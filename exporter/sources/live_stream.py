@@ -22,10 +22,10 @@ from typing import Any
 from urllib.parse import quote
 
 from exporter import logs
+from exporter.sources import devices
 from exporter.values import Parsed, PayloadError, Reader, require_object
 
 ENDPOINT = "live_stream"
-DEVICES_ENDPOINT = "devices"
 SHOW_ENDPOINT = "show_livestream"
 PATH = "/pv/aws_sigv4/livestream.json"
 _REQUIRED = (
@@ -52,10 +52,6 @@ class StreamCredentials:
 
 def query(gateway_serial: str) -> dict[str, str]:
     return {"serial_num": gateway_serial}
-
-
-def devices_path(site_id: str) -> str:
-    return f"/app-api/{site_id}/devices.json"
 
 
 def show_path(site_id: str) -> str:
@@ -117,9 +113,9 @@ def username(credentials: StreamCredentials, site_id: str) -> str:
 
 def gateway_from_devices(payload: Any) -> Parsed[str | None]:
     """The serial of the site's gateway (the ``envoy`` group of ``devices.json``), None when it has none."""
-    body = require_object(payload, DEVICES_ENDPOINT)
+    body = require_object(payload, devices.ENDPOINT)
     reader = Reader()
-    for group in reader.objects(body, "result", DEVICES_ENDPOINT, required=True):
+    for group in reader.objects(body, "result", devices.ENDPOINT, required=True):
         if group.get("type") != "envoy":
             continue  # other groups, and the trailing metadata item ({"curr_date_site": ...})
         for device in reader.objects(group, "devices", "devices.envoy"):
