@@ -3,8 +3,8 @@
 The site's battery capacity and the energy available now, and for each battery (``storages[]``) its state of
 charge, health, cycle count, capacity, rated power and status. Sample output::
 
-    enphase_battery_capacity_joules{site_id="1234567"} 3.7e+07
-    enphase_battery_available_energy_joules{site_id="1234567"} 1.78e+07
+    enphase_battery_capacity_joules{site_id="1234567"} 3.7008e+07
+    enphase_battery_available_energy_joules{site_id="1234567"} 1.7784e+07
     enphase_battery_unit_state_of_charge_ratio{serial="482301012345",site_id="1234567"} 0.48
     enphase_battery_unit_health_ratio{serial="482301012345",site_id="1234567"} 1.0
     enphase_battery_unit_cycles_total{serial="482301012345",site_id="1234567"} 212.0
