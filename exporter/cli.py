@@ -218,7 +218,9 @@ def once(settings: Settings) -> int:
             gateway.discover()
         for site_id in site_ids:
             for source in (source for source in ONCE_ORDER if source in settings.sources):
-                succeeded &= exporter.poller.poll(site_id, source)
+                exporter.poller.poll(site_id, source)
+            # Every source still enabled answered (one that cannot work for the account was turned off).
+            succeeded &= exporter.store.current.sites[site_id].up
         if exporter.influx:
             succeeded &= _flush(exporter.influx)
         sys.stdout.write(exposition.render(exporter.registry)[0].decode())

@@ -19,9 +19,11 @@ EMAIL = "owner@example.com"
 PASSWORD = "fixture-password-5150"
 SESSION_ID = "fixture-session-8e1f"
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDAsImRhdGEiOnsidXNlcl9pZCI6NDJ9fQ.c2lnbmF0dXJl"  # exp 2100
+USER_ID = "42"  # in both tokens' data claim: the battery settings service wants it as a Username header
 OTP_NONCE = "otp-nonce-4c21"
 OTP_CODE = "482913"
-PASTED_TOKEN = "pasted-token-77aa"
+# A pasted e-auth-token is the manager JWT too (another signature: another session of the same user).
+PASTED_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDAsImRhdGEiOnsidXNlcl9pZCI6NDJ9fQ.cGFzdGVkLTc3YWE"
 PASTED_COOKIE = "_enlighten_4_session=pasted-cookie-99bb"
 
 ROUTES = {
@@ -31,11 +33,32 @@ ROUTES = {
     f"/pv/systems/{SITE}/today": "today_live.json",
     f"/pv/systems/{SITE}/daily_energy": "daily_energy_live.json",
     f"/pv/systems/{SITE}/lifetime_energy": "lifetime_energy_live.json",
+    f"/app-api/{SITE}/get_latest_power": "latest_power_live.json",
+    f"/app-api/{SITE}/devices.json": "devices_live.json",
+    f"/pv/settings/{SITE}/battery_status.json": "battery_status_live.json",
+    f"/service/batteryConfig/api/v1/batterySettings/{SITE}": "battery_settings_live.json",
+    f"/service/evse_scheduler/api/v1/iqevc/charging-mode/{SITE}/EV1111111111/preference": (
+        "charge_mode_preference_live.json"
+    ),
+    # The three pages of tests/test_inverters.py, served as one list that the cloud pages by limit and offset.
+    f"/service/evse_scheduler/api/v1/iqevc/charging-mode/{SITE}/EV2222222222/preference": {
+        "data": {"modes": {"manualCharging": {"enabled": True}, "greenCharging": {"enabled": False}}}
+    },
+    f"/app-api/{SITE}/inverters.json": (
+        "inverters_live_page1.json",
+        "inverters_live_page2.json",
+        "inverters_live_page3.json",
+    ),
+    f"/systems/{SITE}/inverter_data_x/energy.json": "inverter_energy_live.json",
 }
+# What these services want beyond the session, as the live ones do: a Username header, a bearer token.
+NEEDS_USERNAME = "/service/batteryConfig/"
+NEEDS_BEARER = "/service/evse_scheduler/"
 
 
 class FixtureCloud:
-    def __init__(self, routes: dict[str, str] | None = None, mfa: bool = False) -> None:
+    def __init__(self, routes: dict[str, object] | None = None, mfa: bool = False) -> None:
+        """``routes``: path -> a fixture file's name, the payload itself, or a tuple of inverter pages."""
         self.routes = dict(ROUTES if routes is None else routes)
         self.mfa = mfa
         self.requests: list[tuple[str, str]] = []
@@ -49,15 +72,21 @@ class FixtureCloud:
                 if cloud.give_canned(self, "GET", path):
                     return
                 cookie = self.headers.get("Cookie", "")
-                authorised = self.headers.get("e-auth-token") in (TOKEN, PASTED_TOKEN) and (
+                token = self.headers.get("e-auth-token")
+                authorised = token in (TOKEN, PASTED_TOKEN) and (
                     SESSION_ID in cookie or cookie == PASTED_COOKIE
                 )
                 if not authorised:
                     return self._send(401, {"message": "Not authorized"})
-                name = cloud.routes.get(path)
-                if name is None:
+                if path.startswith(NEEDS_USERNAME) and self.headers.get("Username") != USER_ID:
+                    return self._send_html(302)
+                if path.startswith(NEEDS_BEARER) and self.headers.get("Authorization") != f"Bearer {token}":
+                    return self._send(401, {"message": "Bearer token required"})
+                route = cloud.routes.get(path)
+                if route is None:
                     return self._send(404, {"message": "not found"})
-                self._send(200, json.loads((FIXTURES / name).read_text()))
+                payload = _payload(route)
+                self._send(200, _page(payload, parse_qs(self.path.partition("?")[2])))
 
             def do_POST(self) -> None:
                 cloud.requests.append(("POST", self.path))
@@ -97,6 +126,15 @@ class FixtureCloud:
                         f"enlighten_manager_token_production={TOKEN}",
                     ],
                 )
+
+            def _send_html(self, status: int) -> None:
+                data = b"<html><body>Sign in</body></html>"
+                self.send_response(status)
+                self.send_header("Location", "/login")
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _send(self, status: int, body: object, cookies: list[str] = ()) -> None:
                 data = json.dumps(body).encode()
@@ -140,6 +178,24 @@ class FixtureCloud:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def _payload(route: object) -> object:
+    """A fixture file's payload; the payload itself; or, for a tuple of ``inverters.json`` pages, one list."""
+    if isinstance(route, str):
+        return json.loads((FIXTURES / route).read_text())
+    if isinstance(route, tuple):
+        pages = [json.loads((FIXTURES / name).read_text()) for name in route]
+        return {**pages[0], "inverters": [item for page in pages for item in page["inverters"]]}
+    return route
+
+
+def _page(payload: object, query: dict[str, list[str]]) -> object:
+    """``inverters.json`` answers ``limit`` items from ``offset``, as the live service pages its list."""
+    if not (isinstance(payload, dict) and isinstance(payload.get("inverters"), list) and "limit" in query):
+        return payload
+    offset, limit = int(query.get("offset", ["0"])[0]), int(query["limit"][0])
+    return {**payload, "inverters": payload["inverters"][offset : offset + limit]}
 
 
 def pasted_headers(cloud: FixtureCloud, **settings: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from exporter.snapshot import SiteSnapshot
 from exporter.sources import inverters
 from exporter.sources.energy_day import EnergyDay
 from exporter.sources.inverters import Inverter, InverterPage, Inverters
-from exporter.sources.source import Fetch
+from exporter.sources.source import Fetch, Incomplete
 from exporter.sources.today import Today
 from exporter.values import REPLACEMENT, PayloadError
 
@@ -311,10 +311,18 @@ def test_no_inverters_no_energy_request():
     assert parsed.value == Inverters(()) and parsed.problems == ()
 
 
-@pytest.mark.parametrize(
-    "failure", [UpstreamUnavailable("inverter_energy: HTTP 503"), {"production": "later"}, "<html>"]
-)
-def test_the_list_is_published_when_the_energy_fails(small_pages: None, failure: Any):
+def test_the_list_is_shown_and_the_source_down_when_the_energy_request_fails(small_pages: None):
+    client = FakeClient(fixture_pages, UpstreamUnavailable("inverter_energy: HTTP 503"))
+    with pytest.raises(Incomplete, match="inverter_energy: HTTP 503; the inverters are shown") as failed:
+        inverters.fetch(poll(client))
+    parsed = failed.value.parsed
+    assert len(parsed.value.inverters) == 4
+    assert all(i.production_today_joules is None for i in parsed.value.inverters)
+    assert len(parsed.problems) == 3  # the three of the pages: a failed request is no parse error
+
+
+@pytest.mark.parametrize("failure", [{"production": "later"}, "<html>"])
+def test_the_list_is_published_when_the_energy_is_unreadable(small_pages: None, failure: Any):
     parsed = inverters.fetch(poll(FakeClient(fixture_pages, failure)))
     assert len(parsed.value.inverters) == 4
     assert all(i.production_today_joules is None for i in parsed.value.inverters)
@@ -352,7 +360,7 @@ def test_readings_one_series_per_inverter_and_metric_absent_stays_absent():
     info = [(r.metric, dict(r.labels), dict(r.details)) for r in out if isinstance(r, Info)]
     assert info == [
         ("enphase_inverter_info", first, {"model": "IQ8PLUS-72-2-US", "array": "South roof"}),
-        ("enphase_inverter_info", second, {}),
+        ("enphase_inverter_info", second, {"model": "", "array": ""}),  # every series, every label
     ]
     gauges = [(r.metric, dict(r.labels), r.value) for r in out if isinstance(r, Gauge)]
     assert gauges == [

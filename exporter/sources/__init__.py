@@ -6,11 +6,17 @@ Adding a source: a module with a ``SOURCE`` (see ``exporter.sources.source``), a
 """
 
 from exporter.sources import (
+    battery_settings,
+    battery_status,
+    charge_mode,
     daily_energy,
+    devices,
     ev_status,
     ev_summary,
+    inverters,
     latest_power,
     lifetime_energy,
+    site_status,
     today,
 )
 from exporter.sources.source import Source
@@ -21,7 +27,13 @@ REGISTRY: tuple[Source, ...] = (
     today.SOURCE,
     lifetime_energy.SOURCE,
     daily_energy.SOURCE,
+    site_status.SOURCE,
     latest_power.SOURCE,
+    devices.SOURCE,
+    battery_status.SOURCE,
+    battery_settings.SOURCE,
+    charge_mode.SOURCE,
+    inverters.SOURCE,
 )
 
 BY_NAME: dict[str, Source] = {source.name: source for source in REGISTRY}

@@ -28,9 +28,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from exporter.client import CloudError
 from exporter.readings import Gauge, Reading
-from exporter.sources.source import Fetch, Source
+from exporter.sources.source import Fetch, Source, Unavailable
 from exporter.values import Parsed, PayloadError, Reader, require_object
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ DAY_SECONDS = 86400.0
 _STORM_GUARD_STATES = {"enabled": True, "disabled": False}
 
 
-class NoUserId(CloudError):
+class NoUserId(Unavailable):
     """The session has no user id, which the battery settings service requires; no request was made."""
 
     def __init__(self) -> None:

@@ -22,10 +22,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from exporter.client import CloudError
+from exporter.client import AuthError, CloudError
 from exporter.readings import Reading, StateSet
 from exporter.sources.ev_status import CHARGE_MODES
-from exporter.sources.source import Fetch, Source
+from exporter.sources.source import Fetch, Incomplete, Source
 from exporter.values import Parsed, PayloadError, Reader, require_object
 
 if TYPE_CHECKING:
@@ -87,21 +87,29 @@ def status_modes(site: SiteSnapshot) -> dict[str, str | None]:
 
 
 def fetch(poll: Fetch) -> Parsed[ChargeModes]:
-    site_id, problems = poll.site.site_id, []
-    preferences = {}
+    """Every charger's preference. One charger's failure does not hide the others': the answers are shown
+    (the status payload stands in for the rest) and the source is down, naming the first failure."""
+    site_id = poll.site.site_id
+    preferences, problems, failures = {}, [], []
     for serial, status_mode in status_modes(poll.site).items():
         try:
-            payload = poll.client.get_json(ENDPOINT, path(site_id, serial), bearer=True)
-            parsed = parse(payload)
-        except (CloudError, PayloadError) as error:
-            # One charger's refusal must not hide the others; the status payload stands in for it.
-            problems.append(f"{serial[:40]}: {error}")
+            parsed = parse(poll.client.get_json(ENDPOINT, path(site_id, serial), bearer=True))
+        except AuthError:
+            raise  # the session is gone: nothing to show around
+        except CloudError as error:
+            failures.append(str(error))
+            continue
+        except PayloadError as error:
+            problems.append(str(error))
             continue
         problems.extend(parsed.problems)
         preferences[serial] = Preference(parsed.value, status_mode)
-    if problems and not preferences and status_modes(poll.site):
-        raise CloudError(f"{ENDPOINT}: no charger's preference answered ({problems[0]})")
-    return Parsed(ChargeModes(preferences), tuple(problems))
+    result = Parsed(ChargeModes(preferences), tuple(problems))
+    if failures:
+        raise Incomplete(
+            f"{failures[0]} ({len(failures)} of {len(status_modes(poll.site))} chargers)", result
+        )
+    return result
 
 
 def current_mode(serial: str, status_mode: str | None, model: ChargeModes) -> str | None:

@@ -159,7 +159,7 @@ def readings(site: SiteSnapshot, model: Devices) -> Iterator[Reading]:
             "Each device of the site (devices.json): its name, model (SKU) and firmware version; refreshed "
             "hourly by default.",
             labels(device),
-            {key: value for key, value in details.items() if value is not None},
+            {key: value or "" for key, value in details.items()},  # every series has every label
         )
     for device in model.devices:
         yield Gauge(

@@ -42,6 +42,22 @@ CONNECTOR_STATES = (
 )
 
 
+CHARGE_MODES = ("manual", "scheduled", "green", "smart", "unknown")
+# sch_d.info[].type of an active schedule, and the seeds' sch_d.mode, as charge modes.
+_SCHEDULE_TYPES = {
+    "greencharging": "green",
+    "green": "green",
+    "scheduledcharging": "scheduled",
+    "scheduled": "scheduled",
+    "schedule": "scheduled",
+    "smartcharging": "smart",
+    "smart": "smart",
+    "immediate": "manual",
+    "manualcharging": "manual",
+    "manual": "manual",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Connector:
     connector_id: str
@@ -63,6 +79,7 @@ class ChargerStatus:
     session_start_timestamp: float | None
     session_cost: float | None
     last_report_timestamp: float | None
+    schedule_mode: str | None = None  # the charge mode sch_d tells (see _schedule_mode); None: it cannot
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +149,38 @@ def _parse_charger(raw: Mapping[str, Any], where: str, reader: Reader) -> Charge
         session_start_timestamp=start,
         session_cost=cost,
         last_report_timestamp=reader.timestamp(raw, "lst_rpt_at", where, epoch_unit="ms"),
+        schedule_mode=_schedule_mode(raw.get("sch_d"), f"{where}.sch_d", reader),
     )
+
+
+def _schedule_mode(raw: Any, where: str, reader: Reader) -> str | None:
+    """The charge mode ``sch_d`` tells: an active schedule's type (live: ``status`` 1 and ``info[].type``
+    such as "greencharging"); no active schedule is manual charging (the charger charges when plugged in);
+    the seeds' ``{"enabled": false, "mode": "IMMEDIATE"}`` is manual too. None where it cannot tell (no
+    ``sch_d``). The numeric ``mode`` beside it has no documented meaning and is not read."""
+    if not isinstance(raw, Mapping):
+        return None
+    if "status" in raw:
+        active = reader.flag(raw, "status", where)
+        if active is None:
+            return None
+        if not active:
+            return "manual"
+        kinds = {
+            _SCHEDULE_TYPES.get(str(item.get("type", "")).strip().lower(), "unknown")
+            for item in reader.objects(raw, "info", where)
+        }
+        if len(kinds) != 1 or "unknown" in kinds:
+            reader.problem(f"{where}.info", "no single known schedule type")
+            return "unknown"
+        return kinds.pop()
+    mode = raw.get("mode")
+    if isinstance(mode, str):
+        known = _SCHEDULE_TYPES.get(mode.strip().lower().replace("_", ""))
+        if known is None:
+            reader.problem(f"{where}.mode", f"unknown schedule mode {mode[:40]!r}")
+        return known or "unknown"
+    return None
 
 
 def _parse_connectors(raw: Mapping[str, Any], where: str, reader: Reader) -> tuple[Connector, ...]:

@@ -43,7 +43,7 @@ from exporter.client import AuthError, CloudError
 from exporter.readings import Gauge, Info, Reading
 from exporter.sources import devices
 from exporter.sources.energy_day import local_date
-from exporter.sources.source import Fetch, Source
+from exporter.sources.source import Fetch, Incomplete, Source
 from exporter.values import NOT_AVAILABLE, WH_TO_JOULES, Parsed, PayloadError, Reader, require_object
 
 if TYPE_CHECKING:
@@ -194,6 +194,7 @@ def fetch(poll: Fetch) -> Parsed[Inverters]:
     site_id = poll.site.site_id
     pages, problems = _read_pages(poll)
     energy: Mapping[str, float] = {}
+    failed: str | None = None
     if any(page.inverters for page in pages):
         day = site_local_date(poll.site, poll.now)
         try:
@@ -202,13 +203,20 @@ def fetch(poll: Fetch) -> Parsed[Inverters]:
             )
         except AuthError:
             raise  # the session is gone: not something to publish around
-        except (CloudError, PayloadError) as failure:
+        except PayloadError as failure:
             problems.append(f"{ENERGY_ENDPOINT}: {failure}; today's energy left out")
+        except CloudError as failure:
+            failed = f"{failure}; the inverters are shown without today's energy"
         else:
             energy = parsed.value
             problems.extend(parsed.problems)
     assembled = assemble(pages, energy)
-    return Parsed(assembled.value, (*problems, *assembled.problems))
+    result = Parsed(assembled.value, (*problems, *assembled.problems))
+    if failed is not None:
+        # The list is shown; the source is down (enphase_source_up 0, the reason on the status page), since
+        # half of what it reads did not come: a request that failed is no parse error.
+        raise Incomplete(failed, result)
+    return result
 
 
 def _read_pages(poll: Fetch) -> tuple[list[InverterPage], list[str]]:
@@ -258,7 +266,7 @@ def readings(site: SiteSnapshot, model: Inverters) -> Iterator[Reading]:
             "Each microinverter of the site (inverters.json): its model (SKU) and array; refreshed hourly by "
             "default.",
             labels(inverter),
-            {key: value for key, value in details.items() if value is not None},
+            {key: value or "" for key, value in details.items()},  # every series has every label
         )
     for inverter in model.inverters:
         yield Gauge(

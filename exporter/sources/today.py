@@ -59,6 +59,7 @@ class Today:
     power_watts: Mapping[str, float]  # channel -> mean W of the latest settled interval
     power_interval_end_timestamp: float | None
     gateway_serial: str | None = None  # connectionDetails[].serial_num: the live stream needs it
+    site_status: str | None = None  # siteStatus as sent (made safe): the site_status source reads it
 
 
 def path(site_id: str) -> str:
@@ -98,6 +99,7 @@ def parse(
         power_watts=power,
         power_interval_end_timestamp=interval_end,
         gateway_serial=gateway_from_today(body.get("connectionDetails"), reader),
+        site_status=reader.text(body, "siteStatus", "today"),
     )
     return Parsed(today, tuple(reader.problems))
 
