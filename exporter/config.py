@@ -286,10 +286,16 @@ def _secret(text: str) -> Secret:
 
 
 def _sources(text: str) -> tuple[str, ...]:
-    chosen = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [name for name in chosen if name not in NAMES]
-    if unknown or not chosen:
-        raise ValueError(f"expected some of {', '.join(NAMES)}, got {text!r}")
+    """Names, or (all starting with "-") the defaults without some: "-ev_status,-ev_summary,-charge_mode"."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    leaving_out = bool(parts) and all(part.startswith("-") for part in parts)
+    named = [part.removeprefix("-") for part in parts] if leaving_out else parts
+    unknown = [name for name in named if name not in NAMES]
+    if unknown or not parts:
+        raise ValueError(f"expected some of {', '.join(NAMES)} (or -name to leave one out), got {text!r}")
+    chosen = [name for name in DEFAULTS if name not in named] if leaving_out else named
+    if not chosen:
+        raise ValueError("leaves no source to poll")
     if {"today", "daily_energy"} & set(chosen):
         # The lifetime counters start from lifetime_energy: without it they would never appear (the setting
         # "today,daily_energy" of earlier releases, for sites without a charger, left it out).
@@ -580,9 +586,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "--sources",
         _sources,
         DEFAULTS,
-        f"Sources to poll, comma-separated, of {', '.join(NAMES)}. Leave out ev_status,ev_summary,"
-        "charge_mode for a site without a charger, so that enphase_up is about what the site has. "
-        "lifetime_energy comes with today or daily_energy: the lifetime counters start from it.",
+        f"Sources to poll, comma-separated, of {', '.join(NAMES)}; or the defaults without some: "
+        "-ev_status,-ev_summary,-charge_mode for a site without a charger, so that enphase_up is about "
+        "what the site has. lifetime_energy comes with today or daily_energy: the lifetime counters start "
+        "from it.",
     ),
     SettingSpec(
         "influx_url",
@@ -1068,4 +1075,26 @@ def markdown_table() -> str:
         flag = f"`{spec.flag}`" if spec.flag else "— (environment only)"
         allowed = spec.range or "—"
         lines.append(f"| `{spec.env}` | {flag} | {shown} | {allowed} | {spec.help} |")
+    return "\n".join(lines)
+
+
+def sources_markdown_table() -> str:
+    """The README's table of sources, from the registry the exporter runs on."""
+    lines = [
+        "| source | reads | every (default) | at least | requests an hour | on by default |",
+        "|---|---|---|---|---|---|",
+    ]
+    for source in REGISTRY:
+        if source.follows is not None:
+            every = minimum = f"after each `{source.follows}`"
+            cost = "0"
+        else:
+            every, minimum = f"{source.default_interval} s", f"{source.minimum_interval} s"
+            cost = f"{source.hourly_requests(source.default_interval):g}"
+            cost += " per charger" if source.per_charger else ""
+        needs = f"; needs {source.needs}" if source.needs else ""
+        default = "yes" if source.enabled_by_default else "no"
+        lines.append(
+            f"| `{source.name}` | {source.reads}{needs} | {every} | {minimum} | {cost} | {default} |"
+        )
     return "\n".join(lines)

@@ -23,6 +23,11 @@ def test_defaults():
         "lifetime_energy": 3600,
         "daily_energy": 3600,
         "latest_power": 600,
+        "devices": 3600,
+        "battery_status": 1800,
+        "battery_settings": 3600,
+        "charge_mode": 3600,
+        "inverters": 3600,
     }
     assert settings.request_budget == 500
     assert (settings.listen_host, settings.listen_port) == ("", 8466)
@@ -121,8 +126,29 @@ def test_readme_configuration_table_is_current():
 
 
 def test_sources_can_be_narrowed_for_a_site_without_a_charger():
-    every = ("ev_status", "ev_summary", "today", "lifetime_energy", "daily_energy", "latest_power")
+    site = ("site_status", "latest_power", "devices", "battery_status", "battery_settings")
+    every = (
+        "ev_status",
+        "ev_summary",
+        "today",
+        "lifetime_energy",
+        "daily_energy",
+        *site,
+        "charge_mode",
+        "inverters",
+    )
     assert load({}, CREDENTIALS).sources == every
+    without_charger = load({"sources": "-ev_status, -ev_summary,-charge_mode"}, CREDENTIALS).sources
+    assert without_charger == ("today", "lifetime_energy", "daily_energy", *site, "inverters")
+    bad_choices = [
+        ("-today,ev_status", "expected some of"),
+        ("-weather", "expected some of"),
+        (",".join(f"-{name}" for name in every), "leaves no source to poll"),
+        ("site_status,devices", "site_status comes from today's answer: add today"),
+    ]
+    for bad, reason in bad_choices:
+        with pytest.raises(ConfigError, match=reason):
+            load({"sources": bad}, CREDENTIALS)
     # lifetime_energy comes with them: without it the lifetime counters would never start (earlier releases
     # advised "today,daily_energy" for a site without a charger)
     narrowed = ("today", "lifetime_energy", "daily_energy")
