@@ -55,6 +55,29 @@ CATALOG = [
     "enphase_auth_ok",
     "enphase_auth_session_expiry_timestamp_seconds",
     "enphase_exporter_build_info",
+    # Devices, batteries, settings, charge mode, inverters
+    "enphase_site_latest_production_power_watts",
+    "enphase_site_status",
+    "enphase_device_info",
+    "enphase_device_normal",
+    "enphase_device_last_report_timestamp_seconds",
+    "enphase_battery_unit_state_of_charge_ratio",
+    "enphase_battery_unit_health_ratio",
+    "enphase_battery_unit_cycles_total",
+    "enphase_battery_unit_capacity_joules",
+    "enphase_battery_unit_available_energy_joules",
+    "enphase_battery_unit_rated_power_watts",
+    "enphase_battery_unit_normal",
+    "enphase_battery_capacity_joules",
+    "enphase_battery_available_energy_joules",
+    "enphase_battery_storm_guard_enabled",
+    "enphase_battery_charge_from_grid_schedule_enabled",
+    "enphase_battery_settings_pending",
+    "enphase_ev_charger_charge_mode",
+    "enphase_inverter_info",
+    "enphase_inverter_normal",
+    "enphase_inverter_last_report_timestamp_seconds",
+    "enphase_inverter_production_today_joules",
 ]
 
 # Added by this project, documented in the README's changelog.
@@ -69,6 +92,13 @@ ADDITIONS = [
     "enphase_influxdb_queue_points",
     "enphase_influxdb_queue_bytes",
     "enphase_influxdb_last_success_timestamp_seconds",
+    "enphase_site_latest_production_timestamp_seconds",
+    "enphase_battery_unit_sleeping",
+    "enphase_battery_unit_last_report_timestamp_seconds",
+    "enphase_battery_max_power_watts",
+    "enphase_battery_available_power_watts",
+    "enphase_battery_charge_from_grid_schedule_start_seconds",
+    "enphase_battery_charge_from_grid_schedule_end_seconds",
 ]
 
 # The live stream's metrics (METRICS.md, "Live site power"), which the dashboards and alert rules use.

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from exporter.config import SETTINGS, ConfigError, Secret, load, markdown_table
+from exporter.config import SETTINGS, ConfigError, Secret, load, markdown_table, sources_markdown_table
 
 CREDENTIALS = {"ENPHASE_EMAIL": "owner@example.com", "ENPHASE_PASSWORD": "pw-123456"}
 
@@ -123,6 +123,7 @@ def test_readme_configuration_table_is_current():
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert markdown_table() in readme
+    assert sources_markdown_table() in readme  # the sources, their intervals and costs, from the registry
 
 
 def test_sources_can_be_narrowed_for_a_site_without_a_charger():
