@@ -246,3 +246,67 @@ def test_a_broken_bucket_in_lifetime_energys_total_of_a_recent_day_never_reaches
         registry.get_sample_value("enphase_counter_regressions_total", {"site_id": SITE, "metric": PROD})
         is None
     )
+
+
+# -- further sources: their model in the snapshot, followers, partial answers, sources that cannot work ------
+
+BATTERY_SETTINGS = f"{BASE}/service/batteryConfig/api/v1/batterySettings/{SITE}"
+INVERTERS = f"{BASE}/app-api/{SITE}/inverters.json"
+INVERTER_ENERGY = f"{BASE}/systems/{SITE}/inverter_data_x/energy.json"
+
+
+def further(setup_: tuple, *sources: str) -> Poller:
+    store = setup_[1]
+    transport = Transport(BASE, RequestMetrics(CollectorRegistry()), retries=0)
+    client = CloudClient(transport, PastedHeaders("token-1234", "c=cookie-5678", BASE + "/"))
+    return Poller(client, store, Telemetry(CollectorRegistry()), sources=sources, clock=lambda: 1774700000.0)
+
+
+@responses.activate
+def test_site_status_follows_each_successful_today_poll_without_a_request(setup):
+    poller = further(setup, "today", "site_status")
+    store = setup[1]
+    responses.add(responses.GET, TODAY, json={**load_fixture("today_live.json"), "siteStatus": "comm"})
+    assert poller.poll(SITE, "today")
+    site = store.current.sites[SITE]
+    assert site.models["site_status"].status == "comm" and site.health["site_status"].up
+    assert len(responses.calls) == 1  # today's request only
+    responses.replace(responses.GET, TODAY, status=503)
+    assert not poller.poll(SITE, "today")
+    assert store.current.sites[SITE].health["site_status"].last_attempt_timestamp == 1774700000.0
+    assert len(responses.calls) == 2  # a failed today runs no follower
+
+
+@responses.activate
+def test_a_source_that_cannot_work_for_the_account_is_turned_off_once(setup, caplog):
+    poller = further(setup, "today", "battery_settings")  # the pasted token names no user
+    store = setup[1]
+    responses.add(responses.GET, TODAY, json=load_fixture("today_live.json"))
+    caplog.set_level(logging.WARNING)
+    assert not poller.poll(SITE, "battery_settings")
+    assert not poller.poll(SITE, "battery_settings")
+    assert poller.poll(SITE, "today")
+    site = store.current.sites[SITE]
+    assert site.sources == ("today",) and site.up  # enphase_up no longer waits for it
+    assert site.health["battery_settings"].error.startswith(
+        "off: battery_settings needs the account's user id"
+    )
+    assert not any(call.request.url.startswith(BATTERY_SETTINGS) for call in responses.calls)
+    lines = [r.getMessage() for r in caplog.records if "turned off" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith(f"Site {SITE}: battery_settings is turned off: ")
+
+
+@responses.activate
+def test_an_incomplete_answer_is_shown_and_the_source_is_down(setup):
+    poller = further(setup, "inverters")
+    store = setup[1]
+    inverter = {"id": 1, "serial_number": "I1", "status": "normal", "last_report": 1774675100}
+    responses.add(responses.GET, INVERTERS, json={"total": 1, "inverters": [inverter]})
+    responses.add(responses.GET, INVERTER_ENERGY, status=503)
+    assert not poller.poll(SITE, "inverters")
+    site = store.current.sites[SITE]
+    assert [i.serial for i in site.models["inverters"].inverters] == ["I1"]
+    health = site.health["inverters"]
+    assert (
+        not health.up and "inverter_energy" in health.error and "shown without today's energy" in health.error
+    )
