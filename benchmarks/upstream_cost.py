@@ -33,6 +33,7 @@ from pathlib import Path
 from tables import machine, markdown
 
 from exporter.cli import ONCE_ORDER
+from exporter.sources import REGISTRY
 from exporter.demo import simulation as sim
 from exporter.demo.journal import Event
 from exporter.demo.live import frame_bytes
@@ -162,10 +163,7 @@ AGE_ROWS = (
     "ev_status while charging",
     "ev_status while idle",
     "ev_status, charging began unseen",
-    "ev_summary",
-    "today",
-    "lifetime_energy",
-    "daily_energy",
+    *(source.name for source in REGISTRY if source.name != "ev_status"),
 )
 
 

@@ -347,6 +347,9 @@ class Poller:
             return
         self._telemetry.parse_errors.labels(source).inc(len(problems))
         for problem in problems:
-            if problem not in self._problems_logged and len(self._problems_logged) < 1000:
-                self._problems_logged.add(problem)  # each distinct problem once, not on every poll
+            # Once per source and field, not on every poll; keyed without the value, which hostile or
+            # drifting payloads make different every time (the set would grow to its bound for nothing).
+            key = f"{source}:{problem.partition(': ')[0]}"
+            if key not in self._problems_logged and len(self._problems_logged) < 1000:
+                self._problems_logged.add(key)
                 log.warning("Could not read part of the %s payload: %s", source, problem)

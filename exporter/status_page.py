@@ -21,6 +21,7 @@ from exporter.auth import AuthState
 from exporter.live.state import LiveSite, LiveStore
 from exporter.scheduler import Plan
 from exporter.snapshot import SiteSnapshot, Snapshot
+from exporter.sources import BY_NAME
 
 REFRESH_SECONDS = 30
 # lifetime_energy names the channels; daily_energy, when polled, brings the days the counters start from.
@@ -28,7 +29,7 @@ COUNTER_SOURCES = ("lifetime_energy", "daily_energy")
 STYLE = (
     "body{font-family:sans-serif;margin:1em;max-width:60em}table{border-collapse:collapse;margin-bottom:1em}"
     "td,th{padding:.3em .6em;text-align:left;vertical-align:top;border-bottom:1px solid #ddd}"
-    ".scroll{overflow-x:auto}.up{color:#080}.down{color:#b00}.waiting{color:#a60}"
+    ".scroll{overflow-x:auto}.up{color:#080}.down{color:#b00}.waiting{color:#a60}.off{color:#666}"
 )
 
 
@@ -90,10 +91,15 @@ def _polling(snapshot: Snapshot, plan: Plan | None, now: float) -> str:
     polls = {(poll.site_id, poll.source): poll for poll in plan.polls} if plan else {}
     rows = []
     for site in snapshot.sites.values():
-        for source in site.sources:
+        # The enabled sources, then those turned off for the account and the optional gateway.
+        for source in (*site.sources, *(name for name in site.health if name not in site.sources)):
             health = site.health.get(source)
             state = "waiting" if health is None else ("up" if health.up else "down")
+            if health is not None and source not in site.sources and (health.error or "").startswith("off:"):
+                state = "off"
             poll = polls.get((site.site_id, source))
+            leader = BY_NAME[source].follows if source in BY_NAME else None
+            every = f"{poll.interval:.0f} s" if poll else (f"after each {leader}" if leader else "—")
             rows.append(
                 (
                     escape(site.site_id),
@@ -101,7 +107,7 @@ def _polling(snapshot: Snapshot, plan: Plan | None, now: float) -> str:
                     _state(state, state),
                     _when(now, health.last_success_timestamp) if health else "never",
                     _when(now, poll.next_run) if poll else "—",
-                    f"{poll.interval:.0f} s" if poll else "—",
+                    escape(every),
                     escape(health.error or "") if health else "",
                 )
             )

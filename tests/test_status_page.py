@@ -91,7 +91,7 @@ def test_the_demo_page_shows_every_part_with_real_values(serving):
     assert "Intervals as configured: they fit ENPHASE_REQUEST_BUDGET." in text
     # The demo charger charges at some hours of the day: EV status then runs every 30 s.
     charging = "<td>EV0000000001</td><td>yes</td><td>yes</td><td>yes</td>" in text
-    for source, every in (("ev_status", 30 if charging else 60), ("today", 300), ("lifetime_energy", 3600)):
+    for source, every in (("ev_status", 30 if charging else 60), ("today", 600), ("lifetime_energy", 3600)):
         row = re.search(rf"<tr><td>1234567</td><td>{source}</td>(.*?)</tr>", text)
         assert row, source
         cells = re.findall(r"<td>(.*?)</td>", row.group(1))
@@ -99,6 +99,8 @@ def test_the_demo_page_shows_every_part_with_real_values(serving):
         assert re.fullmatch(r"\d\d:\d\d:\d\d UTC \(\d+ s ago\)", cells[1]), (source, cells)  # last success
         assert re.fullmatch(r"\d\d:\d\d:\d\d UTC \(in \d+ (s|min)\)", cells[2]), (source, cells)  # next poll
         assert cells[3] == f"{every} s", (source, cells)
+    assert re.search(r"<tr><td>1234567</td><td>site_status</td><td><span class=up>up</span></td>", text)
+    assert "<td>after each today</td>" in text  # site_status has no job of its own
     assert re.search(r"<td>1234567</td><td><span class=up>counting \(\d+ channels\)</span></td>", text)
     assert "<td>1234567</td><td>Garage</td><td>EV0000000001</td>" in text
     live = re.search(
@@ -206,10 +208,13 @@ def test_the_plan_has_each_polls_stretched_interval_and_next_run_and_follows_cha
     scheduler.start(("1", "2"))
     try:
         plan = scheduler.plan()
-        assert plan is not None and plan.factor == pytest.approx(2 * 138 / 80)
+        # per site: 120 (EV status while charging) + 2 (summary) + 6 (today) + 1 + 1 (histories) + 6 (latest
+        # power) + 1 (devices) + 2 (battery status) + 1 (settings) + 1 (charge mode) + 2 (inverters) = 143,
+        # against 80 % of 100 less the live streams' renewals (3600 / 840 an hour each)
+        assert plan is not None and plan.factor == pytest.approx(2 * 143 / (80 - 2 * 3600 / 840))
         polls = {(poll.site_id, poll.source): poll for poll in plan.polls}
-        assert len(polls) == 10
-        assert polls["1", "today"].interval == pytest.approx(300 * plan.factor)
+        assert len(polls) == 22  # eleven sources with a job of their own (site_status follows today)
+        assert polls["1", "today"].interval == pytest.approx(600 * plan.factor)
         assert all(poll.next_run is not None and poll.next_run > time.time() - 5 for poll in plan.polls)
         scheduler._run("1", "ev_status")  # the charger charges: EV status polls at the charging pace
         charging = {(poll.site_id, poll.source): poll for poll in scheduler.plan().polls}  # type: ignore[union-attr]
