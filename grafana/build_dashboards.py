@@ -951,6 +951,200 @@ LIVE_NOTE = Dialects(
 )
 
 
+# ---------------------------------------------------------------------------------------------------
+# Devices, batteries and inverters (both dialects)
+#
+# The InfluxDB output writes them as: enphase_device (tags site_id, type, serial; fields normal,
+# last_report_timestamp_seconds, name, model, firmware_version), enphase_battery_unit (tags site_id,
+# serial; state_of_charge_ratio, health_ratio, cycles_total, capacity_joules, available_energy_joules,
+# rated_power_watts, normal, sleeping), enphase_inverter (tags site_id, serial; normal,
+# last_report_timestamp_seconds, production_today_joules, model, array), the battery settings in
+# enphase_battery (storm_guard_enabled, charge_from_grid_schedule_enabled, settings_pending) and the site's
+# status as text in enphase_site (status).
+
+# enphase_site_status is a state set; in InfluxDB the status is text.
+SITE_STATUSES = [
+    ("normal", "green"),
+    ("comm", "orange"),
+    ("warning", "yellow"),
+    ("error", "red"),
+    ("unknown", "text"),
+]
+SITE_STATUS = state_code("enphase_site_status", SITE, "status", SITE_STATUSES, "site_id")
+NORMAL = {0: ("not normal", "red"), 1: ("normal", "green")}
+ON_OFF = {0: ("off", "text"), 1: ("on", "blue")}
+
+
+def by_device(measurement: str, field: str, tags: tuple[str, ...], scale: str = "") -> dict:
+    """InfluxQL: the newest value of `field` of each device (one series per `tags`)."""
+    group = ", ".join(f'"{tag}"' for tag in tags)
+    alias = " ".join(f"$tag_{tag}" for tag in tags)
+    return iq(f"{latest(measurement, [(field, field)], scale=scale)} GROUP BY {group}", alias)
+
+
+def device_over_time(measurement: str, select: str, tags: tuple[str, ...]) -> dict:
+    """InfluxQL: `select` (of aggregates) per $__interval, one series per `tags`."""
+    group = ", ".join(f'"{tag}"' for tag in tags)
+    alias = " ".join(f"$tag_{tag}" for tag in tags)
+    return iq(
+        f'SELECT {select} FROM "{measurement}" WHERE {IN_SITE} '
+        f"GROUP BY time($__interval), {group} fill(previous)",
+        alias,
+    )
+
+
+DEVICE = ("type", "serial")
+UNIT = ("serial",)
+
+
+def device_panels() -> list[list[dict]]:
+    """The rows of devices, batteries and inverters at the end of the site overview."""
+    settings = [
+        stat(
+            title,
+            "none",
+            q(f"enphase_battery_{name}{{{SITE}}}"),
+            influx=iq(latest("enphase_battery", [(name, title)])),
+            w=6,
+            mappings=mappings,
+            description=description,
+        )
+        for title, name, mappings, description in (
+            (
+                "Storm Guard",
+                "storm_guard_enabled",
+                ON_OFF,
+                "Battery setting: charge fully before a storm warning.",
+            ),
+            (
+                "Charge-from-grid schedule",
+                "charge_from_grid_schedule_enabled",
+                ON_OFF,
+                "Battery setting: charging from the grid only in the scheduled hours.",
+            ),
+            (
+                "Settings change",
+                "settings_pending",
+                {0: ("applied", "green"), 1: ("pending", "orange")},
+                "Pending while a battery settings change waits for the gateway to pick it up (alert "
+                "EnphaseBatterySettingsPending after an hour).",
+            ),
+        )
+    ]
+    per_battery = [
+        bargauge(
+            title,
+            unit,
+            q(f"enphase_battery_unit_{name}{{{SITE}}}", "{{serial}}", instant=True),
+            influx=by_device("enphase_battery_unit", name, UNIT),
+            w=8,
+            defaults=defaults,
+            description=description,
+        )
+        for title, unit, name, defaults, description in (
+            (
+                "State of charge, per battery",
+                "percentunit",
+                "state_of_charge_ratio",
+                {
+                    "min": 0,
+                    "max": 1,
+                    "thresholds": thresholds((None, "red"), (0.2, "orange"), (0.4, "green")),
+                },
+                "Each battery's own state of charge.",
+            ),
+            (
+                "Battery health",
+                "percentunit",
+                "health_ratio",
+                {
+                    "min": 0,
+                    "max": 1,
+                    "thresholds": thresholds((None, "red"), (0.7, "orange"), (0.8, "green")),
+                },
+                "State of health: the capacity left compared with a new battery.",
+            ),
+            (
+                "Charge cycles",
+                "none",
+                "cycles_total",
+                {"color": {"mode": "continuous-GrYlRd"}, "decimals": 0},
+                "Full charge cycles so far, per battery.",
+            ),
+        )
+    ]
+    return [
+        [
+            stat(
+                "Site status",
+                "none",
+                q(SITE_STATUS),
+                influx=iq(latest("enphase_site", [("status", "status")])),
+                w=6,
+                mappings=state_mappings(SITE_STATUSES, "no status"),
+                fields=Dialects("", "/^status$/"),
+                description="The site's status in the Enphase cloud: comm when the gateway or a device "
+                "stopped communicating, warning or error when a device reports a problem (alert "
+                "EnphaseSiteStatusNotNormal).",
+            ),
+            *settings,
+        ],
+        [
+            state_timeline(
+                "Device status",
+                q(f"enphase_device_normal{{{SITE}}}", "{{type}} {{serial}}"),
+                NORMAL,
+                influx=device_over_time("enphase_device", 'last("normal")', DEVICE),
+                w=16,
+                h=8,
+                description="Each device of the site (gateway, meters, batteries, relays...) by type and "
+                "serial number: normal, or not (alert EnphaseDeviceNotNormal).",
+            ),
+            stat(
+                "Devices last reported",
+                "dateTimeFromNow",
+                q(f"enphase_device_last_report_timestamp_seconds{{{SITE}}}{MS}", "{{type}} {{serial}}"),
+                influx=by_device("enphase_device", "last_report_timestamp_seconds", DEVICE, scale=MS),
+                w=8,
+                h=8,
+                text_mode="value_and_name",
+                description="When each device last reported to the Enphase cloud. Microinverters do not "
+                "report at night; any other device silent for 2 hours raises EnphaseDeviceNotReporting.",
+            ),
+        ],
+        per_battery,
+        [
+            state_timeline(
+                "Battery status",
+                q(
+                    f"enphase_battery_unit_normal{{{SITE}}} + 2 * enphase_battery_unit_sleeping{{{SITE}}}",
+                    "{{serial}}",
+                ),
+                {**NORMAL, 2: ("sleeping", "blue")},
+                influx=device_over_time(
+                    "enphase_battery_unit", 'last("normal") + 2 * last("sleeping")', UNIT
+                ),
+                h=5,
+                description="Each battery: normal, sleeping (healthy, resting at its limit or when not "
+                "needed) or not normal (alert EnphaseBatteryNotNormal).",
+            ),
+        ],
+        [
+            bargauge(
+                "Production today, per microinverter",
+                "kwatth",
+                q(f"enphase_inverter_production_today_joules{{{SITE}}}{KWH}", "{{serial}}", instant=True),
+                influx=by_device("enphase_inverter", "production_today_joules", UNIT, scale=KWH),
+                w=24,
+                h=10,
+                defaults={"color": {"mode": "continuous-YlRd"}, "min": 0},
+                description="Energy each microinverter produced today. One far below its neighbours on the "
+                "same array is shaded, dirty or failing.",
+            ),
+        ],
+    ]
+
+
 def site_overview() -> Dashboard:
     live_power = [
         stat(
@@ -1338,6 +1532,7 @@ def site_overview() -> Dashboard:
             only("prometheus", lifetime),
         ],
         [per_day, only("influxdb", lifetime)],
+        *device_panels(),
     ]
     return Dashboard(
         Dialects("enphase-site-overview", "enphase-influxdb-site-overview"),
@@ -1391,6 +1586,21 @@ CONNECTOR_STATUS = state_code(
 def ev_metric(name: str, legend: str = "{{serial}}", scale: str = "") -> dict:
     """The PromQL query of one per-charger metric."""
     return q(f"enphase_ev_charger_{name}{{{EV}}}{scale}", legend)
+
+
+# enphase_ev_charger_charge_mode is a state set; in InfluxDB the mode is text.
+CHARGE_MODES = [
+    ("manual", "blue"),
+    ("scheduled", "purple"),
+    ("green", "green"),
+    ("smart", "light-blue"),
+    ("unknown", "text"),
+]
+CHARGE_MODE = state_code("enphase_ev_charger_charge_mode", EV, "mode", CHARGE_MODES, "site_id, serial")
+CHARGE_MODE_NOTE = (
+    "The charger's charging mode in the Enphase app: manual (charge now), scheduled (in the scheduled "
+    "hours), green (from surplus solar only) or smart (the app's plan)."
+)
 
 
 def ev_latest(field: str, alias: str, scale: str = "") -> dict:
@@ -1468,6 +1678,27 @@ def ev_charger() -> Dashboard:
                 q(CONNECTOR_STATUS, "{{serial}} connector {{connector}}"),
                 status_mappings,
                 influx=ev_over_time("connector_status", fill="none"),
+            ),
+        ],
+        [
+            stat(
+                "Charge mode",
+                "none",
+                q(CHARGE_MODE, "{{serial}}"),
+                influx=ev_latest("charge_mode", "mode"),
+                h=5,
+                mappings=state_mappings(CHARGE_MODES, "no mode"),
+                fields=Dialects("", "/.*/"),
+                description=CHARGE_MODE_NOTE,
+            ),
+            state_timeline(
+                "Charge mode",
+                q(CHARGE_MODE, "{{serial}}"),
+                state_mappings(CHARGE_MODES, "no mode"),
+                influx=ev_over_time("charge_mode", fill="none"),
+                w=20,
+                h=5,
+                description=CHARGE_MODE_NOTE,
             ),
         ],
         [
