@@ -19,7 +19,7 @@ import pytest
 
 # PyYAML is installed with `responses`, one of the test dependencies.
 import yaml
-from catalog import ADDITIONS, CATALOG, LIVE
+from catalog import ADDITIONS, CATALOG, DEVICES, LIVE
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "prometheus" / "alerts.yml"
@@ -37,6 +37,7 @@ KNOWN_METRICS = frozenset(
         *CATALOG,
         *ADDITIONS,
         *LIVE,
+        *DEVICES,
         "enphase_api_request_duration_seconds_bucket",
         "enphase_api_request_duration_seconds_sum",
         "enphase_api_request_duration_seconds_count",
@@ -69,6 +70,11 @@ REQUIRED_ALERTS = {
     "EnphaseExporterDown",
     "EnphaseGridOutage",
     "EnphaseLiveStreamDown",
+    "EnphaseSiteStatusNotNormal",
+    "EnphaseDeviceNotNormal",
+    "EnphaseBatteryNotNormal",
+    "EnphaseDeviceNotReporting",
+    "EnphaseBatterySettingsPending",
 }
 SEVERITIES = {"critical", "warning", "info"}
 # Alerts whose expression already spans a window, so they need no `for:`.
@@ -542,6 +548,63 @@ def test_relay_timeline_shows_the_current_state(tmp_path):
         }
     }
     promql_unit_test(tmp_path, input_series, exprs, expected)
+
+
+@pytest.mark.parametrize(
+    ("board", "title", "metric", "label", "labels", "current"),
+    [
+        ("site-overview.json", "Site status", "enphase_site_status", "status", 'site_id="1"', "comm"),
+        (
+            "ev-charger.json",
+            "Charge mode",
+            "enphase_ev_charger_charge_mode",
+            "mode",
+            'site_id="1", serial="EV1"',
+            "green",
+        ),
+    ],
+)
+def test_state_set_panels_show_the_current_state(tmp_path, board, title, metric, label, labels, current):
+    """The stat and the state timeline of a state set turn it into the number of its current state,
+    which the value mappings turn back into its name."""
+    found = [item for item in panels(dashboard(board)) if item["title"] == title]
+    assert found
+    for item in found:
+        codes = {
+            entry["text"]: int(value)
+            for value, entry in item["fieldConfig"]["defaults"]["mappings"][0]["options"].items()
+        }
+        input_series = [
+            {
+                "series": f'{metric}{{{labels}, {label}="{state}"}}',
+                "values": "1x10" if state == current else "0x10",
+            }
+            for state in codes
+            if not state.startswith("no ")
+        ]
+        exprs = {"panel:state": as_promql(item["targets"][0]["expr"])}
+        promql_unit_test(tmp_path, input_series, exprs, {"panel:state": {labels: codes[current]}})
+
+
+def test_battery_status_timeline_tells_sleeping_from_not_normal(tmp_path):
+    (item,) = [item for item in panels(dashboard("site-overview.json")) if item["title"] == "Battery status"]
+    codes = {
+        entry["text"]: int(value)
+        for value, entry in item["fieldConfig"]["defaults"]["mappings"][0]["options"].items()
+    }
+    states = {"B1": (1, 0), "B2": (0, 1), "B3": (0, 0)}  # serial: (normal, sleeping)
+    input_series = [
+        {"series": f'enphase_battery_unit_{name}{{site_id="1", serial="{serial}"}}', "values": f"{value}x10"}
+        for serial, values in states.items()
+        for name, value in zip(("normal", "sleeping"), values, strict=True)
+    ]
+    expected = {
+        'site_id="1", serial="B1"': codes["normal"],
+        'site_id="1", serial="B2"': codes["sleeping"],
+        'site_id="1", serial="B3"': codes["not normal"],
+    }
+    exprs = {"panel:battery_status": as_promql(item["targets"][0]["expr"])}
+    promql_unit_test(tmp_path, input_series, exprs, {"panel:battery_status": expected})
 
 
 # An energy divided by an energy, e.g. `/ sum by (site_id) (increase(x_joules_total[1d]))`: a share.
