@@ -120,33 +120,3 @@ LIVE = [
     "enphase_live_stream_bad_frames_total",
     "enphase_live_stream_sessions_total",
 ]
-
-# METRICS.md, "Devices, batteries, settings, charge mode, inverters" (ENLIGHTEN_API.md §7b), and
-# enphase_battery_unit_sleeping (1 while a battery's status is "sleeping"), which the alert rules and
-# dashboards use. Apart from CATALOG until the exporter produces them: test_contract.py checks CATALOG
-# against what `once` prints.
-DEVICES = [
-    "enphase_site_latest_production_power_watts",
-    "enphase_site_status",
-    "enphase_device_info",
-    "enphase_device_normal",
-    "enphase_device_last_report_timestamp_seconds",
-    "enphase_battery_unit_state_of_charge_ratio",
-    "enphase_battery_unit_health_ratio",
-    "enphase_battery_unit_cycles_total",
-    "enphase_battery_unit_capacity_joules",
-    "enphase_battery_unit_available_energy_joules",
-    "enphase_battery_unit_rated_power_watts",
-    "enphase_battery_unit_normal",
-    "enphase_battery_unit_sleeping",
-    "enphase_battery_capacity_joules",
-    "enphase_battery_available_energy_joules",
-    "enphase_battery_storm_guard_enabled",
-    "enphase_battery_charge_from_grid_schedule_enabled",
-    "enphase_battery_settings_pending",
-    "enphase_ev_charger_charge_mode",
-    "enphase_inverter_info",
-    "enphase_inverter_normal",
-    "enphase_inverter_last_report_timestamp_seconds",
-    "enphase_inverter_production_today_joules",
-]

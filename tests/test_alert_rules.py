@@ -19,7 +19,7 @@ import pytest
 
 # PyYAML is installed with `responses`, one of the test dependencies.
 import yaml
-from catalog import ADDITIONS, CATALOG, DEVICES, LIVE
+from catalog import ADDITIONS, CATALOG, LIVE
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS = ROOT / "prometheus" / "alerts.yml"
@@ -37,7 +37,6 @@ KNOWN_METRICS = frozenset(
         *CATALOG,
         *ADDITIONS,
         *LIVE,
-        *DEVICES,
         "enphase_api_request_duration_seconds_bucket",
         "enphase_api_request_duration_seconds_sum",
         "enphase_api_request_duration_seconds_count",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -480,3 +481,28 @@ def test_no_secret_reaches_the_output_even_at_debug(one_form, tmp_path):
         assert result.returncode == 0, result.stderr
         for secret in (PASTED_TOKEN, PASTED_COOKIE.partition("=")[2]):
             assert secret not in result.stdout + result.stderr
+
+
+def test_the_charge_mode_metric_follows_a_mode_command(demo, capsys):
+    """`charger mode` changes the mode; the exporter's charge_mode (preference) and ev_status (its schedule)
+    polls show it, in enphase_ev_charger_charge_mode."""
+    from exporter import exposition
+    from exporter.app import build
+    from exporter.config import load
+
+    exporter = build(load({}, dict(os.environ)))
+
+    def shown() -> dict[str, float]:
+        text = exposition.render(exporter.registry)[0].decode()
+        labels = rf'mode="(\w+)",serial="{SERIAL}",site_id="{DEMO_SITE_ID}"'
+        pattern = rf"enphase_ev_charger_charge_mode{{{labels}}} (\S+)"
+        return {mode: float(value) for mode, value in re.findall(pattern, text)}
+
+    for source in ("ev_status", "charge_mode"):
+        assert exporter.poller.poll(DEMO_SITE_ID, source)
+    assert shown() == {"manual": 1.0, "scheduled": 0.0, "green": 0.0, "smart": 0.0, "unknown": 0.0}
+    assert charger(capsys, "mode", "--serial", SERIAL, "green")[0] == 0
+    assert exporter.poller.poll(DEMO_SITE_ID, "ev_status")  # a minute later: the status payload has it
+    assert shown()["green"] == 1.0 and shown()["manual"] == 0.0
+    assert exporter.poller.poll(DEMO_SITE_ID, "charge_mode")  # and the preference, at its next poll
+    assert shown() == {"manual": 0.0, "scheduled": 0.0, "green": 1.0, "smart": 0.0, "unknown": 0.0}
