@@ -54,7 +54,9 @@ class Info:
     metric: str  # ends in _info
     help: str
     labels: Mapping[str, str]  # what identifies the thing: InfluxDB tags
-    details: Mapping[str, str]  # what describes it: more labels on /metrics, string fields in InfluxDB
+    # What describes it: more labels on /metrics ("" where None: every series of a family has every label),
+    # string fields in InfluxDB (none where None).
+    details: Mapping[str, str | None]
 
 
 Reading = Gauge | Counter | StateSet | Info

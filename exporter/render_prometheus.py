@@ -98,7 +98,8 @@ class Families:
                 reading.metric, reading.help, labels, reading.label, reading.states, reading.current
             )
         else:
-            self.gauge(reading.metric, reading.help, {**reading.labels, **reading.details}, 1)
+            details = {name: text or "" for name, text in reading.details.items()}
+            self.gauge(reading.metric, reading.help, {**reading.labels, **details}, 1)
 
     def __iter__(self) -> Iterator[Metric]:
         return iter(self._families.values())

@@ -141,6 +141,18 @@ class Reader:
                 return None
         return self.coerce_number(raw, f"{where}.{key}", PERCENT_TO_RATIO, minimum=0.0, maximum=1.0)
 
+    def word(self, obj: Mapping[str, Any], key: str, where: str) -> str | None:
+        """A state word as sent (``status``, ``stormGuardState``): stripped and in lower case; None when
+        absent or written as "N/A"; a value that is not text is a problem."""
+        raw = obj.get(key)
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            self.problem(f"{where}.{key}", f"expected a string, got {type(raw).__name__}")
+            return None
+        word = raw.strip().lower()
+        return None if word in NOT_AVAILABLE else word
+
     def flag(self, obj: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> bool | None:
         """A boolean from true/false, 0/1 or "true"/"false"."""
         raw = self._get(obj, key, where, required)

@@ -43,7 +43,7 @@ def test_storm_guard_state(raw: str, expected: bool):
     assert settings.storm_guard_enabled is expected and problems == ()
 
 
-@pytest.mark.parametrize("raw", ["paused", "", 1, True])
+@pytest.mark.parametrize("raw", ["paused", 1, True])
 def test_an_unknown_storm_guard_state_is_absent_and_counted(raw: Any):
     settings, problems = parse(stormGuardState=raw)
     assert settings.storm_guard_enabled is None
@@ -233,3 +233,9 @@ def test_source_description():
     )
     assert source.needs == "the user id in the login token"
     assert source.fetch is battery_settings.fetch and source.readings is battery_settings.readings
+
+
+@pytest.mark.parametrize("raw", ["", " N/A "])
+def test_a_storm_guard_state_written_as_no_value_is_absent_without_a_problem(raw: str):
+    settings, problems = parse(stormGuardState=raw)
+    assert settings.storm_guard_enabled is None and problems == ()

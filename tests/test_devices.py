@@ -188,7 +188,7 @@ def test_readings_one_series_per_device_and_metric_absent_stays_absent():
             gateway,
             {"name": "IQ Gateway", "model": "SC100G", "firmware_version": "D8.2"},
         ),
-        ("enphase_device_info", collar, {"name": "", "model": "", "firmware_version": "7"}),
+        ("enphase_device_info", collar, {"name": None, "model": None, "firmware_version": "7"}),
     ]
     gauges = [(r.metric, dict(r.labels), r.value) for r in out if isinstance(r, Gauge)]
     assert gauges == [

@@ -360,7 +360,7 @@ def test_readings_one_series_per_inverter_and_metric_absent_stays_absent():
     info = [(r.metric, dict(r.labels), dict(r.details)) for r in out if isinstance(r, Info)]
     assert info == [
         ("enphase_inverter_info", first, {"model": "IQ8PLUS-72-2-US", "array": "South roof"}),
-        ("enphase_inverter_info", second, {"model": "", "array": ""}),  # every series, every label
+        ("enphase_inverter_info", second, {"model": None, "array": None}),
     ]
     gauges = [(r.metric, dict(r.labels), r.value) for r in out if isinstance(r, Gauge)]
     assert gauges == [

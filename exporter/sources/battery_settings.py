@@ -91,15 +91,12 @@ def parse(payload: Any) -> Parsed[BatterySettings]:
 
 
 def _storm_guard(data: Mapping[str, Any], where: str, reader: Reader) -> bool | None:
-    raw = data.get("stormGuardState")
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        reader.problem(f"{where}.stormGuardState", f"expected a string, got {type(raw).__name__}")
-        return None
-    state = _STORM_GUARD_STATES.get(raw.strip().lower())
-    if state is None:  # repr escapes what a log line must not hold; the cut keeps a long value short
-        reader.problem(f"{where}.stormGuardState", f"unknown Storm Guard state {raw!r:.40}")
+    word = reader.word(data, "stormGuardState", where)
+    state = _STORM_GUARD_STATES.get(word) if word is not None else None
+    if word is not None and state is None:  # repr escapes what a log line must not hold; cut short
+        reader.problem(
+            f"{where}.stormGuardState", f"unknown Storm Guard state {data['stormGuardState']!r:.40}"
+        )
     return state
 
 

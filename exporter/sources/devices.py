@@ -116,14 +116,8 @@ def serial_number(reader: Reader, item: Mapping[str, Any], where: str) -> str | 
 
 def normal(reader: Reader, item: Mapping[str, Any], where: str) -> bool | None:
     """Whether ``status`` is "normal" (in any case); None when there is no status, or "N/A"."""
-    raw = item.get("status")
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        reader.problem(f"{where}.status", f"expected a string, got {type(raw).__name__}")
-        return None
-    status = raw.strip().lower()
-    return None if status in NOT_AVAILABLE else status == NORMAL
+    status = reader.word(item, "status", where)
+    return None if status is None else status == NORMAL
 
 
 def last_report(reader: Reader, item: Mapping[str, Any], where: str) -> float | None:
@@ -159,7 +153,7 @@ def readings(site: SiteSnapshot, model: Devices) -> Iterator[Reading]:
             "Each device of the site (devices.json): its name, model (SKU) and firmware version; refreshed "
             "hourly by default.",
             labels(device),
-            {key: value or "" for key, value in details.items()},  # every series has every label
+            details,
         )
     for device in model.devices:
         yield Gauge(

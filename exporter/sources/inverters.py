@@ -266,7 +266,7 @@ def readings(site: SiteSnapshot, model: Inverters) -> Iterator[Reading]:
             "Each microinverter of the site (inverters.json): its model (SKU) and array; refreshed hourly by "
             "default.",
             labels(inverter),
-            {key: value or "" for key, value in details.items()},  # every series has every label
+            details,
         )
     for inverter in model.inverters:
         yield Gauge(
