@@ -104,8 +104,8 @@ def make_session(cookies: Mapping[str, str], token: str | None) -> CloudSession:
     exp = claims.get("exp")
     data = claims.get("data") if isinstance(claims.get("data"), dict) else {}
     user_id = data.get("user_id") if data else None
-    for secret in (token, *cookies.values()):
-        register_secret(secret)
+    for secret in (token, *cookies.values(), str(user_id) if user_id is not None else None):
+        register_secret(secret)  # the user id too: it travels in a URL (batterySettings?userId=)
     return CloudSession(
         cookies=dict(cookies),
         token=token,
@@ -197,6 +197,8 @@ class SessionFile:
 class PastedHeaders:
     """``e-auth-token`` and ``Cookie`` copied from a logged-in browser. No login is ever attempted."""
 
+    logs_in = False
+
     def __init__(self, token: str, cookie: str, referer: str) -> None:
         register_secret(token)
         register_secret(cookie)
@@ -214,6 +216,7 @@ class PastedHeaders:
         user_id = data.get("user_id") if isinstance(data, dict) else None
         # Where the pasted token is the manager JWT it names the user; the battery settings need that.
         self._user_id = str(user_id) if isinstance(user_id, int | str) and str(user_id) else None
+        register_secret(self._user_id)
         self.state = AuthState(
             ok=True, session_expires_at=float(exp) if isinstance(exp, int | float) else None
         )

@@ -430,6 +430,11 @@ class CloudClient:
         self._rejecting: set[str] = set()
         self._alive_generation: int | None = None  # a session some request accepted, or the cloud confirmed
 
+    @property
+    def logs_in(self) -> bool:
+        """Whether a new session can come (a login); pasted headers stay what they are."""
+        return bool(getattr(self.auth, "logs_in", True))
+
     def user_id(self) -> str | None:
         """The account's user id (from the login JWT), which the battery settings service asks for."""
         return self.auth.credentials().user_id

@@ -194,9 +194,10 @@ class Poller:
         now = self._clock()
 
         def change(site: SiteSnapshot) -> SiteSnapshot:
-            health = {**site.health, source: SourceHealth(False, now, None, f"off: {reason}")}
+            health = {**site.health, source: SourceHealth(False, now, None, f"off: {reason}", off=True)}
             enabled = tuple(name for name in site.sources if name != source)
-            return replace(site, health=health, sources=enabled)
+            models = {name: model for name, model in site.models.items() if name != source}
+            return replace(site, health=health, sources=enabled, models=models)
 
         self._store.update_site(site_id, change, self._sources)
 

@@ -149,6 +149,8 @@ class SnapshotCollector(Collector):
             site.up,
         )
         for source, health in site.health.items():
+            if health.off:  # turned off, not failing: no alert for it (the status page says why)
+                continue
             labels = {"site_id": site.site_id, "source": source}
             families.gauge(
                 "enphase_source_up", "1 when the source's latest attempt succeeded.", labels, health.up

@@ -23,6 +23,7 @@ class SourceHealth:
     last_attempt_timestamp: float
     last_success_timestamp: float | None
     error: str | None = None  # short and secret-free: shown on the landing page
+    off: bool = False  # turned off for the site (it cannot work for the account): shown on the page only
 
 
 @dataclass(frozen=True, slots=True)

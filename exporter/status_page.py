@@ -95,9 +95,9 @@ def _polling(snapshot: Snapshot, plan: Plan | None, now: float) -> str:
         for source in (*site.sources, *(name for name in site.health if name not in site.sources)):
             health = site.health.get(source)
             state = "waiting" if health is None else ("up" if health.up else "down")
-            if health is not None and source not in site.sources and (health.error or "").startswith("off:"):
+            if health is not None and health.off:
                 state = "off"
-            poll = polls.get((site.site_id, source))
+            poll = polls.get((site.site_id, source)) if state != "off" else None
             leader = BY_NAME[source].follows if source in BY_NAME else None
             every = f"{poll.interval:.0f} s" if poll else (f"after each {leader}" if leader else "—")
             rows.append(

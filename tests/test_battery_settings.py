@@ -138,9 +138,10 @@ def test_a_payload_without_its_data_object_is_not_understood(body: Any):
 
 
 class FakeClient:
-    def __init__(self, answer: Any, user_id: str | None = "4321") -> None:
+    def __init__(self, answer: Any, user_id: str | None = "4321", logs_in: bool = False) -> None:
         self.answer = answer
         self._user_id = user_id
+        self.logs_in = logs_in  # False: pasted headers
         self.calls: list[tuple[Any, ...]] = []
 
     def user_id(self) -> str | None:
@@ -182,6 +183,13 @@ def test_fetch_without_a_user_id_fails_clearly_without_a_request(user_id: str | 
     # A CloudError, so the poller reports it as the source's reason (once while it lasts); not an AuthError,
     # which would say the session itself is unusable.
     assert isinstance(failure.value, CloudError) and not isinstance(failure.value, AuthError)
+
+
+def test_a_login_without_a_user_id_fails_this_poll_only():
+    client = FakeClient(payload(), user_id=None, logs_in=True)
+    with pytest.raises(CloudError, match="names no user id; asked again at the next poll") as failure:
+        battery_settings.fetch(poll(client))
+    assert client.calls == [] and not isinstance(failure.value, battery_settings.NoUserId)
 
 
 def test_the_no_user_id_message_is_the_same_every_time():

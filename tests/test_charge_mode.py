@@ -3,7 +3,7 @@ from typing import Any
 
 import pytest
 
-from exporter.client import UpstreamError
+from exporter.client import CloudError, UpstreamError
 from exporter.readings import StateSet
 from exporter.snapshot import SiteSnapshot
 from exporter.sources import charge_mode, ev_status
@@ -138,4 +138,7 @@ def test_the_status_payload_wins_once_it_changed_since_the_preference_was_read()
 def test_a_charger_neither_source_can_read_has_no_series():
     quiet = site(charger("EV1", None))
     assert list(charge_mode.readings(quiet, ChargeModes({}))) == []
-    assert charge_mode.fetch(Fetch(Client({}), replace(quiet, ev_status=None), 0.0)).value == ChargeModes({})  # type: ignore[arg-type]
+    none = replace(quiet, ev_status=EvStatus(None, None, ()))  # a site without a charger
+    assert charge_mode.fetch(Fetch(Client({}), none, 0.0)).value == ChargeModes({})  # type: ignore[arg-type]
+    with pytest.raises(CloudError, match="no charger known yet"):  # ev_status has not answered yet
+        charge_mode.fetch(Fetch(Client({}), replace(quiet, ev_status=None), 0.0))  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from exporter.client import CloudError
 from exporter.readings import Gauge, Reading
 from exporter.sources.source import Fetch, Source, Unavailable
 from exporter.values import Parsed, PayloadError, Reader, require_object
@@ -112,8 +113,10 @@ def _pending(data: Mapping[str, Any], where: str, reader: Reader) -> bool | None
 
 def fetch(poll: Fetch) -> Parsed[BatterySettings]:
     user_id = poll.client.user_id()
-    if not user_id:
-        raise NoUserId()
+    if not user_id and not poll.client.logs_in:
+        raise NoUserId()  # pasted headers never change: it cannot work
+    if not user_id:  # a login whose answer named no user: the next session may
+        raise CloudError(f"{ENDPOINT}: this session's token names no user id; asked again at the next poll")
     site_id = poll.site.site_id
     return parse(poll.client.get_json(ENDPOINT, path(site_id), params(user_id), as_user=True))
 

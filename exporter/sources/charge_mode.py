@@ -90,6 +90,10 @@ def fetch(poll: Fetch) -> Parsed[ChargeModes]:
     """Every charger's preference. One charger's failure does not hide the others': the answers are shown
     (the status payload stands in for the rest) and the source is down, naming the first failure."""
     site_id = poll.site.site_id
+    listed = poll.site.ev_status is not None or poll.site.ev_summary is not None
+    if not listed and {"ev_status", "ev_summary"} & set(poll.site.sources):
+        # Not "no charger": the sources that list the chargers have not answered yet (a login at start).
+        raise CloudError(f"{ENDPOINT}: no charger known yet (ev_status and ev_summary have not answered)")
     preferences, problems, failures = {}, [], []
     for serial, status_mode in status_modes(poll.site).items():
         try:
@@ -114,9 +118,12 @@ def fetch(poll: Fetch) -> Parsed[ChargeModes]:
 
 def current_mode(serial: str, status_mode: str | None, model: ChargeModes) -> str | None:
     preference = model.preferences.get(serial)
-    if preference is None or (status_mode is not None and status_mode != preference.status_mode):
+    if preference is None:
         return status_mode
-    return preference.mode
+    # The status payload has news only if it said something else when the preference was read (a reading
+    # that was not there yet is no change).
+    changed = None not in (status_mode, preference.status_mode) and status_mode != preference.status_mode
+    return status_mode if changed else preference.mode
 
 
 def readings(site: SiteSnapshot, model: ChargeModes) -> Iterator[Reading]:
@@ -140,7 +147,7 @@ SOURCE = Source(
     reads="the scheduler's charge mode preference, one request per charger (the status payload in between)",
     default_interval=3600,
     minimum_interval=300,
-    first_run=3.0,
+    first_run=10.0,  # after ev_status and ev_summary, which list the chargers it asks about
     fetch=fetch,
     readings=readings,
     per_charger=True,

@@ -95,9 +95,9 @@ def parse(payload: Any) -> Parsed[Devices]:
                 Device(
                     type=kind,
                     serial=serial,
-                    name=_text(reader, item, "name", here),
-                    model=_text(reader, item, "sku_id", here),
-                    firmware_version=_text(reader, item, "sw_version", here),
+                    name=text_value(reader, item, "name", here),
+                    model=text_value(reader, item, "sku_id", here),
+                    firmware_version=text_value(reader, item, "sw_version", here),
                     normal=normal(reader, item, here),
                     last_report_timestamp=last_report(reader, item, here),
                 )
@@ -108,7 +108,7 @@ def parse(payload: Any) -> Parsed[Devices]:
 def serial_number(reader: Reader, item: Mapping[str, Any], where: str) -> str | None:
     """``serial_number``, stripped; None when it is absent, null, empty or not text, always as one problem."""
     before = len(reader.problems)
-    serial = _text(reader, item, "serial_number", where)
+    serial = text_value(reader, item, "serial_number", where)
     if serial is None and len(reader.problems) == before:
         reader.problem(f"{where}.serial_number", "none: left out")
     return serial
@@ -128,10 +128,11 @@ def last_report(reader: Reader, item: Mapping[str, Any], where: str) -> float | 
     return reader.timestamp(item, "last_report", where, epoch_unit="s")
 
 
-def _text(reader: Reader, item: Mapping[str, Any], key: str, where: str) -> str | None:
+def text_value(reader: Reader, item: Mapping[str, Any], key: str, where: str) -> str | None:
+    """Stripped text; None when absent, empty or "N/A" (no value, as the other further sources read it)."""
     text = reader.text(item, key, where)
     text = text.strip() if text is not None else None
-    return text or None
+    return None if not text or text.lower() in NOT_AVAILABLE else text
 
 
 def fetch(poll: Fetch) -> Parsed[Devices]:

@@ -15,9 +15,10 @@ that of now at that offset. Without it, the date of today's stats item, while no
 else the UTC date (off by one for a few hours a day far from UTC: the gauge then shows a neighbouring day,
 or is absent when that day has no data).
 
-When the list was read but the energy request fails, the list is still published, the energy gauges are
-absent and the failure is counted as a problem (one parse error of the source): the source is up, since what
-it publishes is true. A lost session is not such a failure: it takes the source down.
+When the list was read but the energy request fails, the list is still published and the energy gauges are
+absent, and the source is down (``Incomplete``: the reason on the status page), since half of what it reads
+did not come. An energy answer that cannot be read counts as a problem instead. A lost session takes the
+source down with nothing published.
 
 Sample output::
 
@@ -118,9 +119,9 @@ def parse_page(payload: Any) -> Parsed[InverterPage]:
         inverters.append(
             Inverter(
                 serial=serial,
-                id=_text(reader, item, "id", here),
-                model=_text(reader, item, "sku_id", here),
-                array=_text(reader, item, "array_name", here),
+                id=devices.text_value(reader, item, "id", here),
+                model=devices.text_value(reader, item, "sku_id", here),
+                array=devices.text_value(reader, item, "array_name", here),
                 normal=devices.normal(reader, item, here),
                 last_report_timestamp=devices.last_report(reader, item, here),
             )
@@ -237,7 +238,9 @@ def _read_pages(poll: Fetch) -> tuple[list[InverterPage], list[str]]:
         seen |= serials
         read += page.items
         total = page.total if page.total is not None else total
-        if page.items < LIMIT or (total is not None and read >= total):
+        # A short page ends the list only where no total says more is to come: a server may cap its pages
+        # below LIMIT. An empty page always ends it.
+        if not page.items or (total is not None and read >= total) or (total is None and page.items < LIMIT):
             break
         if len(pages) == MAX_PAGES:
             problems.append(
@@ -247,12 +250,6 @@ def _read_pages(poll: Fetch) -> tuple[list[InverterPage], list[str]]:
     if total is not None and read != total:
         problems.append(f"{ENDPOINT}: total says {total}, {read} listed")
     return pages, problems
-
-
-def _text(reader: Reader, item: Mapping[str, Any], key: str, where: str) -> str | None:
-    text = reader.text(item, key, where)
-    text = text.strip() if text is not None else None
-    return text or None
 
 
 def readings(site: SiteSnapshot, model: Inverters) -> Iterator[Reading]:

@@ -49,7 +49,7 @@ def parse(payload: Any, *, max_power_watts: float = DEFAULT_MAX_SITE_POWER_WATTS
     watts = None
     raw = latest.get("value")
     if not _is_missing(raw):
-        unit = str(latest.get("units", "W")).strip().lower()
+        unit = str(latest.get("units") or "W").strip().lower()  # no unit given: W, as the live one sends
         scale = _UNIT_TO_WATTS.get(unit)
         if scale is None:
             reader.problem("latest_power.units", f"unknown unit {unit[:20]!r}")
