@@ -1,6 +1,6 @@
-"""Review 13 (adversarial pass over the source registry and the seven further sources): failing tests.
+"""Edge cases of the source registry and the further sources, found by an adversarial review.
 
-Each test states what the README / METRICS.md / module docstrings promise and fails on the current code.
+Each test states what the README, METRICS.md or a module's docstring promises; each failed before its fix.
 """
 
 from __future__ import annotations
