@@ -26,10 +26,10 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 UNIT = {
     "test_battery_settings", "test_battery_status", "test_charge_mode", "test_client", "test_collector",
-    "test_config", "test_daily_energy", "test_devices", "test_ev_status", "test_further_sources_edges", "test_ev_summary",
-    "test_influx_queue", "test_inverters", "test_latest_power", "test_live_frame", "test_live_session",
-    "test_live_stream", "test_poller", "test_render_influx", "test_scheduler", "test_site_status",
-    "test_today", "test_values",
+    "test_config", "test_daily_energy", "test_devices", "test_ev_status", "test_ev_summary",
+    "test_further_sources_edges", "test_influx_queue", "test_inverters", "test_latest_power",
+    "test_live_frame", "test_live_session", "test_live_stream", "test_poller", "test_render_influx",
+    "test_scheduler", "test_site_status", "test_today", "test_values",
 }  # fmt: skip
 SERVERS = {
     "test_alert_rules", "test_backfill", "test_demo_chart", "test_docker", "test_grafana_schema",
