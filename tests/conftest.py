@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from typing import Any
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The demo's test harness (time-lapse, referee) lives with the benchmarks, which share it: ``harness``.
+BENCHMARKS = str(Path(__file__).parent.parent / "benchmarks")
+if BENCHMARKS not in sys.path:
+    sys.path.append(BENCHMARKS)
 
 UNIT = {
     "test_client", "test_collector", "test_config", "test_daily_energy", "test_ev_status", "test_ev_summary",
