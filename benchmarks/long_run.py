@@ -2,7 +2,7 @@
 
     python3 benchmarks/long_run.py [--days 7] [--warm-up 1] [--seed 1] [--rate 0.05] [--tracemalloc] [--json]
 
-The real exporter polls the demo cloud over HTTP on 127.0.0.1 (``exporter.demo.timelapse``) while one fake
+The real exporter polls the demo cloud over HTTP on 127.0.0.1 (``harness/timelapse.py``) while one fake
 clock drives the schedule and the simulation, with the demo cloud's fault mix on. After the warm-up (the
 whole history fetched, caches filled) the process's memory, threads and open files are measured; again at
 the end, at the same time of day (today's intervals fill up through each day). Memory is the resident set
@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from harness.timelapse import Timelapse  # benchmarks/harness/, beside this file
 from tables import machine, markdown  # benchmarks/tables.py, beside this file
 
 from exporter.demo import simulation as sim
 from exporter.demo.faults import FAULT_NAMES, FaultMix
-from exporter.demo.timelapse import Timelapse
 
 START = datetime(2026, 6, 1, tzinfo=sim.TZ).timestamp()  # a June week: long days, charging most evenings
 DAY = 86400.0

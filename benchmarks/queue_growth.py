@@ -2,7 +2,7 @@
 
     python3 benchmarks/queue_growth.py [--warm-up 1] [--days 2] [--live-hours 24]
 
-The real exporter polls the demo cloud on a time-lapse (``exporter.demo.timelapse``) with an InfluxDB
+The real exporter polls the demo cloud on a time-lapse (``harness/timelapse.py``) with an InfluxDB
 output whose sender is never started, so every point stays in the on-disk queue, as when InfluxDB does not
 answer. The first simulated day (the warm-up) includes the first history (lifetime energy, the last days'
 buckets); the growth after it is what each further day of an outage costs. The live stream's points are
@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from harness.timelapse import Timelapse  # benchmarks/harness/, beside this file
 from tables import machine, markdown  # benchmarks/tables.py, beside this file
 
 from exporter.config import SETTINGS
 from exporter.demo import simulation as sim
 from exporter.demo.live import frame_bytes
-from exporter.demo.timelapse import Timelapse
 from exporter.influx.queue import DiskQueue
 from exporter.live.frame import decode
 

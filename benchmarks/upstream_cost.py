@@ -2,7 +2,7 @@
 
     python3 benchmarks/upstream_cost.py [--hours 6]
 
-Both run the real exporter against the demo cloud on 127.0.0.1, time-lapsed (``exporter.demo.timelapse``:
+Both run the real exporter against the demo cloud on 127.0.0.1, time-lapsed (``harness/timelapse.py``:
 the jobs ``PollScheduler`` plans, with their jitter, the charging interval and the budget, run on a fake
 clock). They cover the same hours of a June afternoon and evening, when the demo's car charges. The exporter
 runs at its defaults, live stream included: its session (``exporter.live.session``) asks the demo cloud for
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from harness.timelapse import Timelapse  # benchmarks/harness/, beside this file
 from tables import machine, markdown
 
 from exporter.cli import ONCE_ORDER
@@ -38,7 +39,6 @@ from exporter.sources import REGISTRY
 from exporter.demo import simulation as sim
 from exporter.demo.journal import Event
 from exporter.demo.live import frame_bytes
-from exporter.demo.timelapse import Timelapse
 from exporter.live.session import LinkEvents, LiveSession
 from exporter.live.streams import gateway_from_snapshot
 from exporter.sources.live_stream import StreamCredentials

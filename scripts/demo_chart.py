@@ -5,7 +5,7 @@
 
 How the data gets there, with nothing drawn that Prometheus did not return:
 
-1. The exporter runs through the day in time-lapse (``exporter.demo.timelapse``: the real client, poller
+1. The exporter runs through the day in time-lapse (``benchmarks/harness``: the real client, poller
    and renderer against the demo cloud, on a fake clock) and its /metrics text is taken every minute of
    simulated time.
 2. Those scrapes become a Prometheus TSDB through ``promtool tsdb create-blocks-from openmetrics``.
@@ -39,10 +39,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+sys.path.insert(1, str(ROOT / "benchmarks"))  # the time-lapse harness, benchmarks/harness/
+
+from harness.timelapse import Timelapse  # noqa: E402
 
 from exporter.demo import DEMO_SITE_ID  # noqa: E402
 from exporter.demo import simulation as sim  # noqa: E402
-from exporter.demo.timelapse import Timelapse  # noqa: E402
 
 # A long summer Sunday: the car charges at noon from the sun and in the evening from the battery.
 DEFAULT_DAY = date(2024, 6, 23)

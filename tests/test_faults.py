@@ -1,7 +1,7 @@
 """The exporter under each fault of the demo cloud: the real client, authentication, poller and schedule, over
 HTTP to the demo cloud on 127.0.0.1.
 
-Most tests run on a fake clock (``exporter.demo.timelapse``) that the demo cloud's simulation, the client's
+Most tests run on a fake clock (``benchmarks/harness``) that the demo cloud's simulation, the client's
 pauses and the schedule all follow, so an hour of back-off takes no time. Only answers a fault holds back
 take real time. ``run.referee`` watches every request and login for the rules of the README.
 """
@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import requests
 import responses
+from harness.timelapse import FakeClock, Timelapse  # benchmarks/harness/ (tests/conftest.py)
 from prometheus_client import CollectorRegistry
 from test_strange_cloud import assert_quick, scrape_seconds
 
@@ -33,7 +34,6 @@ from exporter.demo import DEMO_SITE_ID, DemoCloud
 from exporter.demo import simulation as sim
 from exporter.demo.answers import EXPIRY_FORMS
 from exporter.demo.faults import FAULT_NAMES, FaultMix, parse_fault_mix
-from exporter.demo.timelapse import FakeClock, Timelapse
 from exporter.server import MetricsServer
 from exporter.sources import ev_status, today
 

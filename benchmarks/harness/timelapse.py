@@ -6,7 +6,8 @@ stretching, the charging interval) run one after another while the clock jumps t
 time. Everything else is real: the client, authentication, poller, parsers and snapshot, and HTTP to the
 demo cloud on 127.0.0.1. Only answers that a fault holds back take real time.
 
-Used by the fault tests and by ``benchmarks/long_run.py``.
+Used by the fault tests (tests/test_faults.py), by ``benchmarks/long_run.py``, ``upstream_cost.py`` and
+``queue_growth.py``, and by ``scripts/demo_chart.py``. A test harness, not part of the shipped package.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from prometheus_client import generate_latest
 
 from exporter.app import Exporter, build
 from exporter.config import Settings, load
+from exporter.demo import payloads
+from exporter.demo.journal import KEEP
+from exporter.demo.server import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SITE_ID, DemoCloud
 from exporter.scheduler import PollScheduler
 
-from . import payloads
-from .journal import KEEP
 from .referee import Referee
-from .server import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SITE_ID, DemoCloud
 
 INTERNAL_ERROR = "internal error (see the log)"  # what the poller records when it meets a bug
 

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .journal import Event
+from exporter.demo.journal import Event
 
 KEEP_VIOLATIONS = 100
 
