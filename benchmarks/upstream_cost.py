@@ -35,12 +35,12 @@ from harness.timelapse import Timelapse  # benchmarks/harness/, beside this file
 from tables import machine, markdown
 
 from exporter.cli import ONCE_ORDER
-from exporter.sources import REGISTRY
 from exporter.demo import simulation as sim
 from exporter.demo.journal import Event
 from exporter.demo.live import frame_bytes
 from exporter.live.session import LinkEvents, LiveSession
 from exporter.live.streams import gateway_from_snapshot
+from exporter.sources import REGISTRY
 from exporter.sources.live_stream import StreamCredentials
 
 START = datetime(2026, 6, 1, 16, 0, tzinfo=sim.TZ).timestamp()
