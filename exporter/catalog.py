@@ -8,11 +8,17 @@ measurement ``enphase_ev_charger``, field ``charging``). A getter returning None
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TypeAlias, TypeVar
 
-Getter = Callable[[Any], float | bool | None]
+from exporter.sources.ev_status import ChargerStatus
+from exporter.sources.ev_summary import ChargerSummary
+from exporter.sources.today import Today
 
-CHARGER_STATUS_GAUGES: tuple[tuple[str, str, Getter], ...] = (
+Model = TypeVar("Model")
+# (metric name, help, getter): the getter reads one model type, which mypy checks against each table's rows.
+Row: TypeAlias = tuple[str, str, Callable[[Model], float | bool | None]]
+
+CHARGER_STATUS_GAUGES: tuple[Row[ChargerStatus], ...] = (
     ("enphase_ev_charger_connected", "1 when the charger is connected to the cloud.", lambda c: c.connected),
     ("enphase_ev_charger_plugged_in", "1 when a vehicle is plugged in.", lambda c: c.plugged_in),
     ("enphase_ev_charger_charging", "1 while charging.", lambda c: c.charging),
@@ -49,7 +55,7 @@ CHARGER_STATUS_GAUGES: tuple[tuple[str, str, Getter], ...] = (
     ),
 )
 
-CHARGER_SUMMARY_GAUGES: tuple[tuple[str, str, Getter], ...] = (
+CHARGER_SUMMARY_GAUGES: tuple[Row[ChargerSummary], ...] = (
     (
         "enphase_ev_charger_max_current_amperes",
         "Hardware maximum current, in amperes.",
@@ -73,7 +79,7 @@ CHARGER_SUMMARY_GAUGES: tuple[tuple[str, str, Getter], ...] = (
     ("enphase_ev_charger_phases", "Number of phases the charger uses (1 or 3).", lambda c: c.phases),
 )
 
-TODAY_GAUGES: tuple[tuple[str, str, Getter], ...] = (
+TODAY_GAUGES: tuple[Row[Today], ...] = (
     (
         "enphase_battery_state_of_charge_ratio",
         "Aggregate battery state of charge (0-1).",

@@ -20,7 +20,14 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from exporter.catalog import CHARGER_STATUS_GAUGES, CHARGER_SUMMARY_GAUGES, TODAY_GAUGES, channel_metric
+from exporter.catalog import (
+    CHARGER_STATUS_GAUGES,
+    CHARGER_SUMMARY_GAUGES,
+    TODAY_GAUGES,
+    Model,
+    Row,
+    channel_metric,
+)
 from exporter.poller import Polled, lifetime_metric_name
 from exporter.readings import Counter, Gauge, Reading, StateSet, source_readings
 from exporter.snapshot import SiteSnapshot
@@ -198,10 +205,10 @@ def _day_field(channel: str) -> str:
     return field_name(channel_metric(channel, "joules"))[1]
 
 
-def _from_table(table: Iterable[tuple[str, str, object]], model: object) -> dict[str, FieldValue]:
+def _from_table(table: Iterable[Row[Model]], model: Model) -> dict[str, FieldValue]:
     fields: dict[str, FieldValue] = {}
     for metric, _, getter in table:
-        _put(fields, field_name(metric)[1], getter(model))  # type: ignore[operator]
+        _put(fields, field_name(metric)[1], getter(model))
     return fields
 
 
