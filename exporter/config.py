@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -956,6 +956,7 @@ def _finish(values: dict[str, Any], require_credentials: bool) -> Settings:
     _secret_from_file(values, "password", "ENPHASE_PASSWORD")
     _secret_from_file(values, "influx_token", "ENPHASE_INFLUX_TOKEN")
     _secret_from_file(values, "influx_password", "ENPHASE_INFLUX_PASSWORD")
+    _secret_from_file(values, "gateway_token", "ENPHASE_GATEWAY_TOKEN")
     if (values["e_auth_token"] is None) != (values["cookie"] is None):
         raise ConfigError(
             "ENPHASE_E_AUTH_TOKEN/ENPHASE_COOKIE: pasted headers need both, the token and the cookie"
@@ -973,14 +974,78 @@ def _finish(values: dict[str, Any], require_credentials: bool) -> Settings:
             "and "
             "ENPHASE_COOKIE, or try the demo cloud with --demo"
         )
-    values["listen_host"], values["listen_port"] = values.pop("listen")
-    values["session_file"] = values["session_file"] or default_session_file()
-    values["influx"] = _influx(values)
-    values["gateway"] = _gateway(values)
-    values["intervals"] = MappingProxyType(
-        {source.name: values.pop(f"{source.name}_interval") for source in REGISTRY if source.follows is None}
+    parsed = Parsed(values)
+    influx, gateway = _influx(parsed), _gateway(parsed)
+    listen_host, listen_port = parsed.take("listen", tuple)
+    settings = Settings(
+        base_url=parsed.take("base_url", str),
+        e_auth_token=parsed.optional("e_auth_token", Secret),
+        cookie=parsed.optional("cookie", Secret),
+        email=parsed.optional("email", str),
+        password=parsed.optional("password", Secret),
+        session_file=parsed.optional("session_file", Path) or default_session_file(),
+        site_ids=parsed.take("site_ids", tuple),
+        intervals=MappingProxyType(
+            {
+                source.name: parsed.take(f"{source.name}_interval", int)
+                for source in REGISTRY
+                if source.follows is None
+            }
+        ),
+        ev_status_charging_interval=parsed.take("ev_status_charging_interval", int),
+        request_budget=parsed.take("request_budget", int),
+        listen_host=listen_host,
+        listen_port=listen_port,
+        demo=parsed.take("demo", bool),
+        demo_faults=parsed.optional("demo_faults", FaultMix),
+        log_level=parsed.take("log_level", str),
+        connect_timeout=parsed.take("connect_timeout", float),
+        read_timeout=parsed.take("read_timeout", float),
+        retries=parsed.take("retries", int),
+        login_backoff=parsed.take("login_backoff", int),
+        history_start=parsed.optional("history_start", date),
+        max_site_power_watts=parsed.take("max_site_power_watts", float),
+        sources=parsed.take("sources", tuple),
+        influx=influx,
+        web_config_file=parsed.optional("web_config_file", Path),
+        shard=parsed.optional("shard", tuple),
+        gateway=gateway,
+        live_stream=parsed.take("live_stream", str),
+        live_influx_resolution=parsed.take("live_influx_resolution", float),
     )
-    return Settings(**values)
+    parsed.all_taken()
+    return settings
+
+
+Kind = TypeVar("Kind")
+
+
+class Parsed:
+    """The typed step between the settings table and the dataclasses: each parsed value is taken by its field
+    with the type the dataclass wants, checked here, so mypy checks the dataclasses' construction and a parser
+    that returns the wrong type fails at start-up, naming the field, rather than somewhere later."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def take(self, field: str, kind: type[Kind]) -> Kind:
+        value = self._values.pop(field)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # a whole number of seconds or watts is a float too
+        if not isinstance(value, kind):
+            raise TypeError(f"setting {field}: a {type(value).__name__}, where a {kind.__name__} belongs")
+        return value
+
+    def optional(self, field: str, kind: type[Kind]) -> Kind | None:
+        if self._values[field] is None:
+            del self._values[field]
+            return None
+        return self.take(field, kind)
+
+    def all_taken(self) -> None:
+        """A setting of the table that no dataclass takes is a mistake in this module, not the user's."""
+        if self._values:
+            raise TypeError(f"settings parsed but not used: {', '.join(sorted(self._values))}")
 
 
 def _secret_from_file(values: dict[str, Any], field: str, env: str) -> None:
@@ -1002,16 +1067,20 @@ def _secret_from_file(values: dict[str, Any], field: str, env: str) -> None:
         raise ConfigError(f"{env}_FILE: cannot read {path}: {reason}") from None
 
 
+_INFLUX_TEXTS = ("bucket", "org", "database", "retention_policy", "username")
+_INFLUX_SECRETS = ("token", "password")
 _INFLUX_FIELDS = ("bucket", "org", "token", "database", "retention_policy", "username", "password")
 
 
-def _influx(values: dict[str, Any]) -> InfluxSettings | None:
-    url = values.pop("influx_url")
-    given = {name: values.pop(f"influx_{name}") for name in _INFLUX_FIELDS}
-    queue_dir = values.pop("influx_queue_dir") or default_queue_dir()
-    queue_max_bytes = values.pop("influx_queue_max_bytes")
+def _influx(parsed: Parsed) -> InfluxSettings | None:
+    url = parsed.optional("influx_url", str)
+    texts = {name: parsed.optional(f"influx_{name}", str) for name in _INFLUX_TEXTS}
+    secrets = {name: parsed.optional(f"influx_{name}", Secret) for name in _INFLUX_SECRETS}
+    given: dict[str, object] = {**texts, **secrets}
+    queue_dir = parsed.optional("influx_queue_dir", Path) or default_queue_dir()
+    queue_max_bytes = parsed.take("influx_queue_max_bytes", int)
     if url is None:
-        stray = [f"ENPHASE_INFLUX_{name.upper()}" for name, value in given.items() if value is not None]
+        stray = [f"ENPHASE_INFLUX_{name.upper()}" for name in _INFLUX_FIELDS if given[name] is not None]
         if stray:
             raise ConfigError(f"ENPHASE_INFLUX_URL: {stray[0]} is set but no InfluxDB URL to write to")
         return None
@@ -1033,37 +1102,50 @@ def _influx(values: dict[str, Any]) -> InfluxSettings | None:
         )
     if (given["username"] is None) != (given["password"] is None):
         raise ConfigError("ENPHASE_INFLUX_USERNAME/ENPHASE_INFLUX_PASSWORD: set both or neither")
-    return InfluxSettings(url=url, queue_dir=queue_dir, queue_max_bytes=queue_max_bytes, **given)
+    return InfluxSettings(
+        url=url,
+        bucket=texts["bucket"],
+        org=texts["org"],
+        token=secrets["token"],
+        database=texts["database"],
+        retention_policy=texts["retention_policy"],
+        username=texts["username"],
+        password=secrets["password"],
+        queue_dir=queue_dir,
+        queue_max_bytes=queue_max_bytes,
+    )
 
 
-def _gateway(values: dict[str, Any]) -> GatewaySettings | None:
-    _secret_from_file(values, "gateway_token", "ENPHASE_GATEWAY_TOKEN")
-    given = {
-        name: values.pop(f"gateway_{name}")
-        for name in ("url", "token", "cert_sha256", "insecure_skip_verify", "site_id")
-    }
-    intervals = values.pop("gateway_ev_status_interval"), values.pop("gateway_discovery_interval")
-    if given["url"] is None:
-        stray = [name for name in ("token", "cert_sha256", "site_id") if given[name] is not None]
-        if stray or given["insecure_skip_verify"]:
+def _gateway(parsed: Parsed) -> GatewaySettings | None:
+    url = parsed.optional("gateway_url", str)
+    token = parsed.optional("gateway_token", Secret)
+    cert_sha256 = parsed.optional("gateway_cert_sha256", str)
+    insecure_skip_verify = parsed.take("gateway_insecure_skip_verify", bool)
+    site_id = parsed.optional("gateway_site_id", str)
+    ev_status_interval = parsed.take("gateway_ev_status_interval", int)
+    discovery_interval = parsed.take("gateway_discovery_interval", int)
+    if url is None:
+        named = (("token", token), ("cert_sha256", cert_sha256), ("site_id", site_id))
+        stray = [name for name, value in named if value is not None]
+        if stray or insecure_skip_verify:
             name = stray[0].upper() if stray else "INSECURE_SKIP_VERIFY"
             raise ConfigError(f"ENPHASE_GATEWAY_URL: ENPHASE_GATEWAY_{name} is set but no gateway URL")
         return None
-    if given["token"] is None:
+    if token is None:
         raise ConfigError("ENPHASE_GATEWAY_TOKEN: the gateway needs a token (or ENPHASE_GATEWAY_TOKEN_FILE)")
-    if (given["cert_sha256"] is None) == (not given["insecure_skip_verify"]):
+    if (cert_sha256 is None) == (not insecure_skip_verify):
         raise ConfigError(
             "ENPHASE_GATEWAY_CERT_SHA256: the gateway's certificate is self-signed; pin it by its SHA-256 "
             "fingerprint, or set ENPHASE_GATEWAY_INSECURE_SKIP_VERIFY=1 to accept any (not both)"
         )
     return GatewaySettings(
-        url=given["url"],
-        token=given["token"],
-        cert_sha256=given["cert_sha256"],
-        insecure_skip_verify=given["insecure_skip_verify"],
-        site_id=given["site_id"],
-        ev_status_interval=intervals[0],
-        discovery_interval=intervals[1],
+        url=url,
+        token=token,
+        cert_sha256=cert_sha256,
+        insecure_skip_verify=insecure_skip_verify,
+        site_id=site_id,
+        ev_status_interval=ev_status_interval,
+        discovery_interval=discovery_interval,
     )
 
 
