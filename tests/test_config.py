@@ -202,3 +202,15 @@ def test_a_range_shown_is_the_range_enforced(spec):
     for outside in ([str(low - 1)] if low > 0 else []) + [str(high + 1)]:
         with pytest.raises(ValueError):
             spec.parse(outside)
+
+
+def test_the_typed_step_names_a_value_of_the_wrong_type_and_a_setting_no_dataclass_takes():
+    from exporter.config import Parsed
+
+    parsed = Parsed({"retries": "3", "read_timeout": 30, "email": None, "stray": 1})
+    with pytest.raises(TypeError, match="setting retries: a str, where a int belongs"):
+        parsed.take("retries", int)
+    assert parsed.take("read_timeout", float) == 30.0  # a whole number is a float too
+    assert parsed.optional("email", str) is None
+    with pytest.raises(TypeError, match="settings parsed but not used: stray"):
+        parsed.all_taken()
