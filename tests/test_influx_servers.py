@@ -83,19 +83,24 @@ def test_v1_write_lands_in_influxdb_with_the_values_metrics_shows(
     written = metric(exposition, "enphase_influxdb_points_written_total")
     assert metric(exposition, "enphase_influxdb_queue_points") == 0
 
-    # Two points: the status at the payload's server time, the summary at the charger's last report.
-    status, summary = influxdb.rows(
+    # Two points: the status at the payload's server time, the summary at the charger's last report (and
+    # the charge mode's, at the time of its poll: a string field of its own).
+    rows = influxdb.rows(
         f"SELECT * FROM enphase_ev_charger WHERE serial = '{DEMO_CHARGER_SERIAL}' ORDER BY time"
     )
+    status, summary = [row for row in rows if row["charge_mode"] is None]
+    [mode] = [row["charge_mode"] for row in rows if row["charge_mode"] is not None]
+    labels = {"site_id": DEMO_SITE_ID, "serial": DEMO_CHARGER_SERIAL}
+    assert metric(exposition, "enphase_ev_charger_charge_mode", **labels, mode=mode) == 1
     charger = {
         **{k: v for k, v in summary.items() if v is not None},
         **{k: v for k, v in status.items() if v is not None},
     }
-    labels = {"site_id": DEMO_SITE_ID, "serial": DEMO_CHARGER_SERIAL}
     for field in ("charging", "plugged_in", "session_energy_joules", "energy_delivered_joules_total"):
         assert charger[field] == pytest.approx(metric(exposition, f"enphase_ev_charger_{field}", **labels))
 
-    [battery] = influxdb.rows("SELECT * FROM enphase_battery")
+    # The battery's readings from today (the further sources' battery points come at their poll's time)
+    [battery] = influxdb.rows("SELECT * FROM enphase_battery WHERE state_of_charge_ratio >= 0")
     assert battery["state_of_charge_ratio"] == pytest.approx(
         metric(exposition, "enphase_battery_state_of_charge_ratio", site_id=DEMO_SITE_ID)
     )
@@ -120,6 +125,27 @@ def test_v1_write_lands_in_influxdb_with_the_values_metrics_shows(
     assert site["last"] == pytest.approx(
         metric(exposition, "enphase_site_production_joules_total", site_id=DEMO_SITE_ID)
     )
+    # The further sources' readings, in measurements of their own: the same values as /metrics.
+    inverters = influxdb.rows("SELECT production_today_joules, serial FROM enphase_inverter")
+    assert len(inverters) == 12 and all(
+        row["production_today_joules"]
+        == pytest.approx(
+            metric(
+                exposition,
+                "enphase_inverter_production_today_joules",
+                site_id=DEMO_SITE_ID,
+                serial=row["serial"],
+            )
+        )
+        for row in inverters
+    )
+    units = influxdb.rows("SELECT health_ratio, serial FROM enphase_battery_unit")
+    assert {row["serial"]: row["health_ratio"] for row in units} == {
+        row["serial"]: metric(
+            exposition, "enphase_battery_unit_health_ratio", site_id=DEMO_SITE_ID, serial=row["serial"]
+        )
+        for row in units
+    }
 
 
 def test_running_twice_changes_nothing(tmp_path: Path, influxdb: InfluxDB1) -> None:
