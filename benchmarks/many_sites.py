@@ -93,7 +93,7 @@ def measure(count: int, seconds: float, state: Path) -> Figures:
             "ENPHASE_PASSWORD": DEMO_PASSWORD,
             "ENPHASE_SESSION_FILE": str(state / f"session-{count}.json"),
             "ENPHASE_SITE_ID": ",".join(site_ids(count)),
-            "ENPHASE_REQUEST_BUDGET": str(200 * count),  # above the 137 per site the worst-case plan needs
+            "ENPHASE_REQUEST_BUDGET": str(200 * count),  # above the 148 per site the worst-case plan needs
         }
         settings = load({}, environ)
         exporter = build(settings)
