@@ -144,7 +144,7 @@ def readings(site: SiteSnapshot, model: ChargeModes) -> Iterator[Reading]:
 
 SOURCE = Source(
     name="charge_mode",
-    reads="the scheduler's charge mode preference, a request per charger; the status payload's schedule between",
+    reads="the scheduler's charge mode preference, a request per charger; in between, the status payload's",
     default_interval=3600,
     minimum_interval=300,
     first_run=4.5,  # after ev_status and ev_summary, which list the chargers it asks about
