@@ -33,6 +33,9 @@ BUDGET_SHARE_FOR_POLLING = 0.8
 # Chargers per site the plan assumes for per-charger sources (charge_mode): sites are known at start, their
 # chargers only after the first polls. A site with more is covered by the budget's hard stop.
 PLANNED_CHARGERS = 1
+# A source polled at least this rarely that fails is asked again once, this much later.
+RETRY_AFTER_FAILURE_FROM = 1800.0
+RETRY_SECONDS = 300.0
 
 
 def base_intervals(settings: Settings) -> dict[str, int]:
@@ -101,6 +104,7 @@ class PollScheduler:
         self._via_gateway: dict[str, bool] = {}
         self._intervals: dict[str, float] = {}  # job id -> seconds, as last scheduled
         self._live_stream = settings.live_stream != "off"  # "auto" may stream: the plan counts it
+        self._retried: set[str] = set()  # jobs whose failure was retried once, until they succeed again
 
     def plan(self) -> Plan | None:
         """The polls planned, or None before ``start``. Read from APScheduler's in-memory job store: safe to
@@ -194,9 +198,36 @@ class PollScheduler:
         return IntervalTrigger(seconds=interval - jitter, jitter=jitter, timezone=UTC)
 
     def _run(self, site_id: str, source: str) -> None:
-        self._poller.poll(site_id, source)
+        succeeded = self._poller.poll(site_id, source)
         if source == "ev_status":
             self._follow_charging(site_id)
+        self._retry_once_if_failed(site_id, source, succeeded)
+
+    def _retry_once_if_failed(self, site_id: str, source: str, succeeded: bool) -> None:
+        """A source polled hourly that fails is asked again after RETRY_SECONDS, once: not an hour later (a
+        passing 5xx, charge_mode before the chargers are listed), and not again and again while the cloud
+        is down (the next retry comes only after a success)."""
+        job_id = f"{site_id}:{source}"
+        if succeeded:
+            self._retried.discard(job_id)
+            return
+        interval = self._intervals.get(job_id, 0.0)
+        if job_id in self._retried or interval < RETRY_AFTER_FAILURE_FROM:
+            return
+        self._retried.add(job_id)
+        when = datetime.fromtimestamp(self._clock() + RETRY_SECONDS, UTC)
+        self._scheduler.add_job(
+            self._retry,
+            "date",
+            run_date=when,
+            args=(site_id, source),
+            id=f"{job_id}:retry",
+            replace_existing=True,
+        )
+
+    def _retry(self, site_id: str, source: str) -> None:
+        if self._poller.poll(site_id, source):
+            self._retried.discard(f"{site_id}:{source}")
 
     def _discover_gateway(self) -> None:
         gateway = self._poller.gateway

@@ -171,3 +171,42 @@ def test_ev_status_follows_the_gateway_interval_while_it_answers_and_the_cloud_i
         assert longest_gap(scheduler, "1:ev_status") == 60  # the cloud's interval, budget and all
     finally:
         scheduler.shutdown()
+
+
+class FailingPoller(RecordingPoller):
+    """Fails each source as told, a result per poll."""
+
+    def __init__(self, store: SnapshotStore, results: list[bool]) -> None:
+        super().__init__(store, [])
+        self.results = results
+
+    def poll(self, site_id: str, source: str) -> bool:
+        self.calls.append((site_id, source))
+        return self.results.pop(0)
+
+
+def test_an_hourly_source_that_fails_is_asked_again_once_five_minutes_later():
+    store = SnapshotStore()
+    poller = FailingPoller(store, [False, False, False, True, False, False])
+    scheduler = PollScheduler(first_five(), poller, store, clock=lambda: 1774700000.0)
+    scheduler._scheduler.start(paused=True)
+    scheduler._scheduler.start = lambda: None  # jobs are run by hand: only the plan is inspected
+    scheduler.start(("1",))
+    try:
+        scheduler._run("1", "lifetime_energy")  # fails: one retry, 300 s later
+        retry = scheduler._scheduler.get_job("1:lifetime_energy:retry")
+        assert retry is not None and retry.next_run_time.timestamp() == 1774700000.0 + 300
+        assert all(
+            poll.source != "lifetime_energy" or poll.interval == 3600 for poll in scheduler.plan().polls
+        )
+        scheduler._retry("1", "lifetime_energy")  # the retry fails too: no more retries while it fails
+        scheduler._scheduler.remove_job("1:lifetime_energy:retry")
+        scheduler._run("1", "lifetime_energy")
+        assert scheduler._scheduler.get_job("1:lifetime_energy:retry") is None
+        scheduler._run("1", "lifetime_energy")  # a success, then a failure: retried again
+        scheduler._run("1", "lifetime_energy")
+        assert scheduler._scheduler.get_job("1:lifetime_energy:retry") is not None
+        scheduler._run("1", "today")  # polled every 300 s here: its next poll comes soon anyway
+        assert scheduler._scheduler.get_job("1:today:retry") is None
+    finally:
+        scheduler.shutdown()

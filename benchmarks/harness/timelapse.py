@@ -162,6 +162,9 @@ class Timelapse:
         # polls missed while a poll took long are coalesced into one, as PollScheduler asks.
         after = due if job.trigger is trigger else now
         next_run = job.trigger.get_next_fire_time(after, now)
+        if next_run is None:  # a one-off job (a failed poll's retry) has run: APScheduler removes it
+            job.remove()
+            return
         while next_run < now:
             next_run = job.trigger.get_next_fire_time(next_run, now)
         job.modify(next_run_time=next_run)
