@@ -470,3 +470,18 @@ def test_an_oversized_answer_without_a_length_is_not_read_to_its_end() -> None:
         server.shutdown()
         server.server_close()
     assert sent and sent[0] < 128 * 2**20  # it stopped sending long before the end: nobody was reading
+
+
+def test_review_the_time_lapse_runs_the_gateway_discovery_job(tmp_path: Path) -> None:
+    # With a gateway configured, PollScheduler adds "gateway:discovery", a job without (site, source) args;
+    # Timelapse._run unpacks job.args as (site_id, source) and fails with ValueError when that job comes due.
+    environ = {
+        "ENPHASE_GATEWAY_URL": "https://127.0.0.1:9",  # nothing answers: discovery fails quickly
+        "ENPHASE_GATEWAY_TOKEN": "gateway-token-1",
+        "ENPHASE_GATEWAY_INSECURE_SKIP_VERIFY": "1",
+        "ENPHASE_GATEWAY_DISCOVERY_INTERVAL": "600",
+        "ENPHASE_LIVE_STREAM": "off",
+    }
+    with Timelapse(START, tmp_path, environ) as run:
+        run.run_for(900)
+        assert run.polls["ev_status"] > 0

@@ -210,3 +210,37 @@ def test_an_hourly_source_that_fails_is_asked_again_once_five_minutes_later():
         assert scheduler._scheduler.get_job("1:today:retry") is None
     finally:
         scheduler.shutdown()
+
+
+class FailingThenChargingPoller(RecordingPoller):
+    """EV status fails once, then answers with the car charging."""
+
+    def __init__(self, store: SnapshotStore) -> None:
+        super().__init__(store, [True])
+        self.failures = 1
+
+    def poll(self, site_id: str, source: str) -> bool:
+        if source == "ev_status" and self.failures:
+            self.failures -= 1
+            self.calls.append((site_id, source))
+            return False
+        return super().poll(site_id, source)
+
+
+def test_review_a_retried_ev_status_poll_follows_charging_as_a_scheduled_one_does():
+    # ev_status polled every 30 min (a site that rarely charges): a failed poll is retried after 300 s. The
+    # retry that finds the car charging must switch to the charging pace, as _run does; _retry does not,
+    # so the site is polled at 1800 s for up to half an hour of charging.
+    store = SnapshotStore()
+    poller = FailingThenChargingPoller(store)
+    scheduler = PollScheduler(first_five(ENPHASE_EV_STATUS_INTERVAL=1800), poller, store)
+    scheduler._scheduler.start(paused=True)
+    scheduler._scheduler.start = lambda: None
+    scheduler.start(("1",))
+    try:
+        scheduler._run("1", "ev_status")  # fails: a retry 300 s later
+        assert scheduler._scheduler.get_job("1:ev_status:retry") is not None
+        scheduler._retry("1", "ev_status")  # succeeds: the car is charging
+        assert longest_gap(scheduler, "1:ev_status") == 30
+    finally:
+        scheduler.shutdown()
