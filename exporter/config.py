@@ -956,7 +956,6 @@ def _finish(values: dict[str, Any], require_credentials: bool) -> Settings:
     _secret_from_file(values, "password", "ENPHASE_PASSWORD")
     _secret_from_file(values, "influx_token", "ENPHASE_INFLUX_TOKEN")
     _secret_from_file(values, "influx_password", "ENPHASE_INFLUX_PASSWORD")
-    _secret_from_file(values, "gateway_token", "ENPHASE_GATEWAY_TOKEN")
     if (values["e_auth_token"] is None) != (values["cookie"] is None):
         raise ConfigError(
             "ENPHASE_E_AUTH_TOKEN/ENPHASE_COOKIE: pasted headers need both, the token and the cookie"
@@ -975,8 +974,13 @@ def _finish(values: dict[str, Any], require_credentials: bool) -> Settings:
             "ENPHASE_COOKIE, or try the demo cloud with --demo"
         )
     parsed = Parsed(values)
-    influx, gateway = _influx(parsed), _gateway(parsed)
+    influx = _influx(parsed)
+    # After InfluxDB's checks, as before: which error is named first stays what it was.
+    _secret_from_file(values, "gateway_token", "ENPHASE_GATEWAY_TOKEN")
+    gateway = _gateway(parsed)
     listen_host, listen_port = parsed.take("listen", tuple)
+    if not (isinstance(listen_host, str) and isinstance(listen_port, int)):
+        raise TypeError(f"setting listen: ({type(listen_host).__name__}, {type(listen_port).__name__})")
     settings = Settings(
         base_url=parsed.take("base_url", str),
         e_auth_token=parsed.optional("e_auth_token", Secret),
@@ -984,7 +988,7 @@ def _finish(values: dict[str, Any], require_credentials: bool) -> Settings:
         email=parsed.optional("email", str),
         password=parsed.optional("password", Secret),
         session_file=parsed.optional("session_file", Path) or default_session_file(),
-        site_ids=parsed.take("site_ids", tuple),
+        site_ids=parsed.tuple_of("site_ids", str),
         intervals=MappingProxyType(
             {
                 source.name: parsed.take(f"{source.name}_interval", int)
@@ -1005,10 +1009,10 @@ def _finish(values: dict[str, Any], require_credentials: bool) -> Settings:
         login_backoff=parsed.take("login_backoff", int),
         history_start=parsed.optional("history_start", date),
         max_site_power_watts=parsed.take("max_site_power_watts", float),
-        sources=parsed.take("sources", tuple),
+        sources=parsed.tuple_of("sources", str),
         influx=influx,
         web_config_file=parsed.optional("web_config_file", Path),
-        shard=parsed.optional("shard", tuple),
+        shard=parsed.pair_of_ints("shard"),
         gateway=gateway,
         live_stream=parsed.take("live_stream", str),
         live_influx_resolution=parsed.take("live_influx_resolution", float),
@@ -1041,6 +1045,20 @@ class Parsed:
             del self._values[field]
             return None
         return self.take(field, kind)
+
+    def tuple_of(self, field: str, kind: type[Kind]) -> tuple[Kind, ...]:
+        items = self.take(field, tuple)
+        wrong = [type(item).__name__ for item in items if not isinstance(item, kind)]
+        if wrong:
+            raise TypeError(f"setting {field}: holds a {wrong[0]}, where only {kind.__name__} belongs")
+        return items
+
+    def pair_of_ints(self, field: str) -> tuple[int, int] | None:
+        if self._values[field] is None:
+            del self._values[field]
+            return None
+        first, second = self.tuple_of(field, int)
+        return first, second
 
     def all_taken(self) -> None:
         """A setting of the table that no dataclass takes is a mistake in this module, not the user's."""

@@ -199,9 +199,12 @@ class PollScheduler:
 
     def _run(self, site_id: str, source: str) -> None:
         succeeded = self._poller.poll(site_id, source)
+        self._after_poll(site_id, source)
+        self._retry_once_if_failed(site_id, source, succeeded)
+
+    def _after_poll(self, site_id: str, source: str) -> None:
         if source == "ev_status":
             self._follow_charging(site_id)
-        self._retry_once_if_failed(site_id, source, succeeded)
 
     def _retry_once_if_failed(self, site_id: str, source: str, succeeded: bool) -> None:
         """A source polled hourly that fails is asked again after RETRY_SECONDS, once: not an hour later (a
@@ -211,7 +214,8 @@ class PollScheduler:
         if succeeded:
             self._retried.discard(job_id)
             return
-        interval = self._intervals.get(job_id, 0.0)
+        # The configured interval, not the stretched one: under a tight budget no source gains retries.
+        interval = base_intervals(self._settings).get(source, 0)
         if job_id in self._retried or interval < RETRY_AFTER_FAILURE_FROM:
             return
         self._retried.add(job_id)
@@ -228,6 +232,7 @@ class PollScheduler:
     def _retry(self, site_id: str, source: str) -> None:
         if self._poller.poll(site_id, source):
             self._retried.discard(f"{site_id}:{source}")
+        self._after_poll(site_id, source)
 
     def _discover_gateway(self) -> None:
         gateway = self._poller.gateway

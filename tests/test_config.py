@@ -214,3 +214,9 @@ def test_the_typed_step_names_a_value_of_the_wrong_type_and_a_setting_no_datacla
     assert parsed.optional("email", str) is None
     with pytest.raises(TypeError, match="settings parsed but not used: stray"):
         parsed.all_taken()
+    items = Parsed({"site_ids": ("1", 2), "shard": ("2", "3"), "sources": ("today",)})
+    with pytest.raises(TypeError, match="setting site_ids: holds a int, where only str belongs"):
+        items.tuple_of("site_ids", str)
+    with pytest.raises(TypeError, match="setting shard: holds a str, where only int belongs"):
+        items.pair_of_ints("shard")
+    assert items.tuple_of("sources", str) == ("today",)

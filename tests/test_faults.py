@@ -472,7 +472,7 @@ def test_an_oversized_answer_without_a_length_is_not_read_to_its_end() -> None:
     assert sent and sent[0] < 128 * 2**20  # it stopped sending long before the end: nobody was reading
 
 
-def test_review_the_time_lapse_runs_the_gateway_discovery_job(tmp_path: Path) -> None:
+def test_the_time_lapse_runs_the_gateway_discovery_job(tmp_path: Path) -> None:
     # With a gateway configured, PollScheduler adds "gateway:discovery", a job without (site, source) args;
     # Timelapse._run unpacks job.args as (site_id, source) and fails with ValueError when that job comes due.
     environ = {

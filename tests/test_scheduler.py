@@ -227,7 +227,7 @@ class FailingThenChargingPoller(RecordingPoller):
         return super().poll(site_id, source)
 
 
-def test_review_a_retried_ev_status_poll_follows_charging_as_a_scheduled_one_does():
+def test_a_retried_ev_status_poll_follows_charging_as_a_scheduled_one_does():
     # ev_status polled every 30 min (a site that rarely charges): a failed poll is retried after 300 s. The
     # retry that finds the car charging must switch to the charging pace, as _run does; _retry does not,
     # so the site is polled at 1800 s for up to half an hour of charging.

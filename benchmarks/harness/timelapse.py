@@ -149,13 +149,14 @@ class Timelapse:
         return min(self.scheduler._scheduler.get_jobs(), key=lambda job: job.next_run_time, default=None)
 
     def _run(self, job: Job) -> None:
-        site_id, source = job.args
         trigger, due = job.trigger, job.next_run_time
         job.func(*job.args)
-        health = self.exporter.store.current.sites[site_id].health[source]
-        self.polls[source] += 1
-        self.failed[source] += not health.up
-        self.internal_errors += health.error == INTERNAL_ERROR
+        if job.args:  # a poll of a site's source (the gateway's discovery job has no arguments)
+            site_id, source = job.args
+            health = self.exporter.store.current.sites[site_id].health[source]
+            self.polls[source] += 1
+            self.failed[source] += not health.up
+            self.internal_errors += health.error == INTERNAL_ERROR
         job = self.scheduler._scheduler.get_job(job.id)
         now = datetime.fromtimestamp(self.clock(), UTC)
         # A job rescheduled for the charging interval counts its new interval from now, as APScheduler does;
