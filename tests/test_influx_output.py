@@ -12,7 +12,11 @@ from prometheus_client import CollectorRegistry
 from exporter.influx.output import InfluxOutput
 from exporter.influx.queue import DiskQueue
 from exporter.influx.writers import WriteFailed
+from exporter.poller import Polled
 from exporter.render_influx import Point
+from exporter.snapshot import SiteSnapshot
+from exporter.sources.daily_energy import DailyEnergy
+from exporter.sources.energy_day import EnergyDay
 
 
 class ScriptedWriter:
@@ -174,3 +178,35 @@ def test_the_sender_thread_drains_the_queue_and_close_keeps_the_rest(
     assert not output.flush(0.5)
     output.close()
     assert DiskQueue(tmp_path, 1_000_000).peek(5)[0][1] == line(3)  # waits for the next start
+
+
+def energy_day(start: float, production: tuple[float | None, ...]) -> EnergyDay:
+    return EnergyDay(start, 900, {"production": production}, {}, {}, (), {"production": sum(production)})
+
+
+def daily_energy_poll(days: tuple[EnergyDay, ...], observed_at: float) -> Polled:
+    site = SiteSnapshot("1234567", ("daily_energy",))
+    return Polled(site, "daily_energy", observed_at, DailyEnergy(days))
+
+
+def test_a_day_daily_energy_answers_as_before_is_not_queued_again_until_points_are_lost(
+    tmp_path: Path, writer: ScriptedWriter
+) -> None:
+    queue = DiskQueue(tmp_path, 1_000_000)
+    output = InfluxOutput(writer, queue, CollectorRegistry())
+    monday, tuesday = 1774652400.0, 1774652400.0 + 86400
+    day_one, day_two = energy_day(monday, (1.0, 2.0)), energy_day(tuesday, (3.0, 4.0))
+    output(daily_energy_poll((day_one, day_two), tuesday + 7200))
+    assert queue.points == 6  # two buckets and a daily total per day
+    output(daily_energy_poll((day_one, day_two), tuesday + 10800))  # the same answer an hour later
+    assert queue.points == 6
+    revised = energy_day(tuesday, (3.0, 5.0))  # the cloud revised Tuesday's last bucket
+    output(daily_energy_poll((day_one, revised), tuesday + 14400))
+    assert queue.points == 9
+    assert sum("production_joules=5" in text for _, text in queue.peek(100)) == 1
+    queue.max_bytes = 1  # points are lost (a full queue): every day goes again at the next poll
+    output(daily_energy_poll((day_one, revised), tuesday + 18000))
+    queue.max_bytes = 1_000_000
+    output(daily_energy_poll((day_one, revised), tuesday + 21600))
+    times = {int(text.rsplit(" ", 1)[1]) // 10**9 for _, text in queue.peek(100)}
+    assert times == {monday, monday + 900, tuesday, tuesday + 900}  # both days whole, again

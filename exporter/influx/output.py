@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 5000  # points per request: InfluxDB's own advice for line protocol batches
 MAX_BACKOFF = 30.0  # seconds; so that points flow again at most this long after the server is back
 CONFIG_RETRY = 300.0  # seconds between attempts while the credentials, bucket or database are wrong
+KEEP_DAY_DIGESTS_SECONDS = (
+    8 * 86400.0
+)  # daily_energy refreshes the last few days: older digests are of no use
 FIX = {
     "unauthorized": "check ENPHASE_INFLUX_TOKEN (2.x) or ENPHASE_INFLUX_USERNAME and _PASSWORD (1.x)",
     "not_found": "check that ENPHASE_INFLUX_BUCKET (2.x) or ENPHASE_INFLUX_DATABASE (1.x) exists",
@@ -61,6 +65,8 @@ class InfluxOutput:
         self._last_success: float | None = None
         self._unqueued = 0  # points dropped in the current episode of a queue that cannot be written
         self._rejected = 0  # points InfluxDB refused in the current episode of refusals
+        self._queued_days: dict[tuple[str, float], int] = {}  # (site, day start) -> digest of what was queued
+        self._days_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Condition()
@@ -94,13 +100,38 @@ class InfluxOutput:
 
     def __call__(self, polled: Polled) -> None:
         """Poller listener: the points of one successful poll."""
-        self.put(points(polled))
+        self.put(points(self._changed_days_only(polled)))
+
+    def _changed_days_only(self, polled: Polled) -> Polled:
+        """``daily_energy`` answers the last few days every hour, mostly as they were: a day whose answer is
+        the one already queued is not queued again (it was half of what a site queued). After any loss of
+        points (a full queue, a refusal, a queue that could not be written) every day is queued again."""
+        if polled.history is None:
+            return polled
+        site, changed = polled.site.site_id, []
+        digests = {(site, day.start_timestamp): hash(repr(day)) for day in polled.history.days}
+        with self._days_lock:  # polls of several sites, and the sender on a refusal, share the digests
+            for day in polled.history.days:
+                key = (site, day.start_timestamp)
+                if self._queued_days.get(key) != digests[key]:
+                    self._queued_days[key] = digests[key]
+                    changed.append(day)
+            oldest = polled.observed_at - KEEP_DAY_DIGESTS_SECONDS
+            for key in [key for key in self._queued_days if key[1] < oldest]:
+                del self._queued_days[key]
+        return replace(polled, history=replace(polled.history, days=tuple(changed)))
+
+    def _forget_queued_days(self) -> None:
+        """Points were lost: the recent days go again in full at their next poll."""
+        with self._days_lock:
+            self._queued_days.clear()
 
     def put(self, new_points: Iterable[Point]) -> None:
         lines = [point.line() for point in new_points]
         try:
             dropped = self._queue.put(lines)
         except sqlite3.Error as error:  # a full disk, a file gone read-only: polling carries on regardless
+            self._forget_queued_days()
             self._dropped.labels("queue_error").inc(len(lines))
             if not self._unqueued:
                 log.error(
@@ -115,6 +146,7 @@ class InfluxOutput:
             log.warning("The InfluxDB queue takes points again; %d were dropped meanwhile", self._unqueued)
             self._unqueued = 0
         if dropped:
+            self._forget_queued_days()
             self._dropped.labels("queue_full").inc(dropped)
             log.warning(
                 "The InfluxDB queue reached ENPHASE_INFLUX_QUEUE_MAX_BYTES=%d; dropped the %d oldest points",
@@ -215,6 +247,7 @@ class InfluxOutput:
                 return 0.0
             self._queue.remove_through(batch[0][0])
             self._dropped.labels("rejected").inc()
+            self._forget_queued_days()
             if not self._rejected:  # one line per episode: a bad field can spoil every point of a poll
                 log.error(
                     "InfluxDB at %s refused a point, which is dropped (%s); further refusals are counted in "
