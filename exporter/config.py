@@ -676,8 +676,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "--influx-queue-max-bytes",
         _bytes,
         100_000_000,
-        "Bound of the waiting points; beyond it the oldest are dropped. One site queues about 16MB a day "
-        "while InfluxDB is unreachable, so 100MB holds about 6 days (benchmarks/queue_growth.py).",
+        "Bound of the waiting points; beyond it the oldest are dropped. One site queues about 11MB a day "
+        "while InfluxDB is unreachable, so 100MB holds about 8 days (benchmarks/queue_growth.py).",
     ),
     SettingSpec(
         "web_config_file",
