@@ -105,6 +105,8 @@ class PollScheduler:
         self._intervals: dict[str, float] = {}  # job id -> seconds, as last scheduled
         self._live_stream = settings.live_stream != "off"  # "auto" may stream: the plan counts it
         self._retried: set[str] = set()  # jobs whose failure was retried once, until they succeed again
+        self._adding_retry = threading.Lock()
+        self._stopping = False
 
     def plan(self) -> Plan | None:
         """The polls planned, or None before ``start``. Read from APScheduler's in-memory job store: safe to
@@ -178,6 +180,10 @@ class PollScheduler:
     def shutdown(self, grace: float = 10.0) -> None:
         """Stop polling; polls already under way get ``grace`` seconds to finish, so that what they read
         reaches the outputs (the InfluxDB queue) before the process exits."""
+        # No retry is added from now on: APScheduler's shutdown holds its job store lock while it waits for
+        # running polls, and a poll adding a job then would wait for that lock for ever.
+        with self._adding_retry:
+            self._stopping = True
         waiting = threading.Thread(target=self._scheduler.shutdown, kwargs={"wait": True}, daemon=True)
         waiting.start()
         waiting.join(grace)
@@ -220,14 +226,17 @@ class PollScheduler:
             return
         self._retried.add(job_id)
         when = datetime.fromtimestamp(self._clock() + RETRY_SECONDS, UTC)
-        self._scheduler.add_job(
-            self._retry,
-            "date",
-            run_date=when,
-            args=(site_id, source),
-            id=f"{job_id}:retry",
-            replace_existing=True,
-        )
+        with self._adding_retry:
+            if self._stopping:
+                return
+            self._scheduler.add_job(
+                self._retry,
+                "date",
+                run_date=when,
+                args=(site_id, source),
+                id=f"{job_id}:retry",
+                replace_existing=True,
+            )
 
     def _retry(self, site_id: str, source: str) -> None:
         if self._poller.poll(site_id, source):
